@@ -1,0 +1,428 @@
+//! The application's side of a connection: a cheap handle usable from any
+//! thread, and the builder that starts one.
+//!
+//! Every call only queues a command for the worker and wakes it, so nothing
+//! here blocks on the network and everything is safe from inside callbacks.
+//! Messages and control go through separate queues: while the socket is
+//! backed up the worker stops taking messages but still sees
+//! `message_complete`, `set_flow_control` and `close`.
+
+use crate::error::{ConnectionError, Error};
+use crate::event::{Event, Message};
+use crate::options::Options;
+use crate::registry::registry;
+use crate::target::Target;
+use crate::waker::Waker;
+use crate::worker::{self, Control, Queues};
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use tungstenite::{Bytes, Utf8Bytes};
+
+/// Where a connection is in its life. A finished connection has no state:
+/// calls on it return [`Error::UnknownId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    Connecting = 0,
+    Open = 1,
+    Closing = 2,
+}
+
+const FINISHED: u8 = 3;
+
+/// Receives every event of one connection, on its worker thread.
+pub(crate) type Sink = Box<dyn FnMut(&Connection, Event) + Send>;
+
+/// State shared between the handles and the worker.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) uri: String,
+    pub(crate) handler: Option<String>,
+    state: AtomicU8,
+    close_requested: AtomicBool,
+    data: Sender<tungstenite::Message>,
+    control: Sender<Control>,
+    pub(crate) waker: Waker,
+    buffered: AtomicUsize,
+    max_buffered: usize,
+    protocol: OnceLock<String>,
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> Option<State> {
+        match self.state.load(Ordering::SeqCst) {
+            0 => Some(State::Connecting),
+            1 => Some(State::Open),
+            2 => Some(State::Closing),
+            _ => None,
+        }
+    }
+
+    /// Worker: the handshake finished. False if the application closed the
+    /// connection while it was connecting (the handshake is then abandoned).
+    pub(crate) fn mark_open(&self, protocol: Option<String>) -> bool {
+        let _ = self.protocol.set(protocol.unwrap_or_default());
+        self.state
+            .compare_exchange(
+                State::Connecting as u8,
+                State::Open as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+
+    pub(crate) fn mark_closing(&self) {
+        self.state.store(State::Closing as u8, Ordering::SeqCst);
+    }
+
+    pub(crate) fn mark_finished(&self) {
+        self.state.store(FINISHED, Ordering::SeqCst);
+    }
+
+    /// True once the application asked to close; no message is delivered after it.
+    pub(crate) fn close_requested(&self) -> bool {
+        self.close_requested.load(Ordering::SeqCst)
+    }
+
+    /// True if `close` arrived while connecting: the worker abandons the handshake.
+    pub(crate) fn aborted(&self) -> bool {
+        self.close_requested() && self.state() == Some(State::Closing)
+    }
+
+    /// Worker: `bytes` left the queue (written to the socket, or dropped).
+    pub(crate) fn unbuffer(&self, bytes: usize) {
+        self.buffered.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
+/// A handle to one connection: cheap to clone, `Send + Sync`, usable from any
+/// thread and from inside callbacks. The connection lives until it is closed
+/// or ends, whether or not any handle is kept; once it has finished every
+/// call returns [`Error::UnknownId`].
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("uri", &self.shared.uri)
+            .finish()
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        self.shared.id == other.shared.id
+    }
+}
+impl Eq for Connection {}
+
+impl Connection {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Connection {
+        Connection { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The connection's id: never 0, never reused within a process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The URI it was created with.
+    pub fn uri(&self) -> &str {
+        &self.shared.uri
+    }
+
+    /// The named handler it was created with, if any.
+    pub fn handler(&self) -> Option<&str> {
+        self.shared.handler.as_deref()
+    }
+
+    /// Connecting, open or closing; [`Error::UnknownId`] once finished.
+    pub fn state(&self) -> Result<State, Error> {
+        self.shared.state().ok_or(Error::UnknownId)
+    }
+
+    /// The subprotocol the server chose (`Some("")` if none); `None` before open.
+    pub fn protocol(&self) -> Option<String> {
+        self.shared.protocol.get().cloned()
+    }
+
+    /// Bytes accepted by `send` and not yet written to the socket.
+    pub fn buffered_amount(&self) -> Result<usize, Error> {
+        self.state()?;
+        Ok(self.shared.buffered.load(Ordering::SeqCst))
+    }
+
+    /// Queues a text message. Before the connection is open it is sent right
+    /// after the handshake, in order with every other send.
+    pub fn send(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send_message(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_message(Message::Binary(data.into()))
+    }
+
+    /// Queues a message. Fails with [`Error::Closed`] once closing,
+    /// [`Error::QueueFull`] past `max_buffered_bytes`.
+    pub fn send_message(&self, message: Message) -> Result<(), Error> {
+        let s = &*self.shared;
+        match s.state() {
+            None => return Err(Error::UnknownId),
+            Some(State::Closing) => return Err(Error::Closed),
+            Some(_) if s.close_requested() => return Err(Error::Closed),
+            Some(_) => {}
+        }
+        let len = message.len();
+        let before = s.buffered.fetch_add(len, Ordering::SeqCst);
+        if before.saturating_add(len) > s.max_buffered {
+            s.buffered.fetch_sub(len, Ordering::SeqCst);
+            return Err(Error::QueueFull {
+                buffered: before,
+                limit: s.max_buffered,
+            });
+        }
+        if s.data.send(message.into_tungstenite()).is_err() {
+            s.buffered.fetch_sub(len, Ordering::SeqCst);
+            return Err(Error::UnknownId);
+        }
+        s.waker.wake();
+        Ok(())
+    }
+
+    /// Closes with code 1000: queued messages are written first, then the
+    /// closing handshake runs (bounded by the close timeout). On a connection
+    /// still connecting the handshake is abandoned at once and the connection
+    /// ends with `Close { code: 1006 }`. Closing twice is [`Error::Closed`].
+    pub fn close(&self) -> Result<(), Error> {
+        self.close_with(1000, "")
+    }
+
+    /// Closes with `code` (1000 or 3000–4999) and a reason of at most 123 bytes.
+    pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        if code != 1000 && !(3000..=4999).contains(&code) {
+            return Err(Error::InvalidArgument(format!(
+                "close code {code} is not allowed: use 1000 or 3000-4999"
+            )));
+        }
+        if reason.len() > 123 {
+            return Err(Error::InvalidArgument(format!(
+                "close reason is {} bytes; at most 123 fit in a Close frame",
+                reason.len()
+            )));
+        }
+        self.request_close(code, reason)
+    }
+
+    /// Closing for `shutdown`: code 1001, never refused for its code.
+    pub(crate) fn shutdown_close(&self) {
+        let _ = self.request_close(1001, "shutting down");
+    }
+
+    fn request_close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        let s = &*self.shared;
+        if s.state().is_none() {
+            return Err(Error::UnknownId);
+        }
+        if s.close_requested.swap(true, Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        // Closing while connecting abandons the handshake: the worker sees
+        // the state change when the forced wake-up interrupts its poll.
+        let _ = s.state.compare_exchange(
+            State::Connecting as u8,
+            State::Closing as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        let _ = s.control.send(Control::Close {
+            code,
+            reason: reason.to_owned(),
+        });
+        s.waker.signal();
+        Ok(())
+    }
+
+    /// Turns flow control on or off. While on, after each delivered message
+    /// nothing more is read or delivered until [`Connection::message_complete`].
+    /// Turning it off releases the gate.
+    pub fn set_flow_control(&self, enabled: bool) -> Result<(), Error> {
+        self.control(Control::FlowControl(enabled))
+    }
+
+    /// Says the last delivered message is done; with flow control on the next
+    /// one may be delivered. With no message outstanding it does nothing.
+    pub fn message_complete(&self) -> Result<(), Error> {
+        self.control(Control::MessageComplete)
+    }
+
+    fn control(&self, c: Control) -> Result<(), Error> {
+        let s = &*self.shared;
+        s.state().ok_or(Error::UnknownId)?;
+        s.control.send(c).map_err(|_| Error::UnknownId)?;
+        s.waker.wake();
+        Ok(())
+    }
+}
+
+type OnOpen = Box<dyn FnMut(&Connection) + Send>;
+type OnMessage = Box<dyn FnMut(&Connection, Message) + Send>;
+type OnError = Box<dyn FnMut(&Connection, &ConnectionError) + Send>;
+type OnClose = Box<dyn FnMut(&Connection, u16, &str) + Send>;
+
+/// Starts a connection, callback style (the App Services `WebsocketClient`):
+///
+/// ```no_run
+/// let conn = wsc::Builder::new("ws://127.0.0.1:9001/")
+///     .on_open(|c| { c.send("hello").unwrap(); })
+///     .on_message(|c, msg| { println!("{:?}", msg.as_text()); c.close().unwrap(); })
+///     .on_close(|_, code, reason| println!("closed {code} {reason}"))
+///     .on_error(|_, err| eprintln!("failed: {err}"))
+///     .connect()
+///     .unwrap();
+/// ```
+///
+/// Callbacks run on the connection's worker thread, one at a time, in order.
+/// Exactly one of `on_error` / `on_close` runs, last.
+pub struct Builder {
+    uri: String,
+    options: Options,
+    on_open: Option<OnOpen>,
+    on_message: Option<OnMessage>,
+    on_error: Option<OnError>,
+    on_close: Option<OnClose>,
+}
+
+impl Builder {
+    /// A connection to `uri` (`ws://` or `wss://`) with default options.
+    pub fn new(uri: impl Into<String>) -> Builder {
+        Builder {
+            uri: uri.into(),
+            options: Options::default(),
+            on_open: None,
+            on_message: None,
+            on_error: None,
+            on_close: None,
+        }
+    }
+
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn on_open(mut self, f: impl FnMut(&Connection) + Send + 'static) -> Self {
+        self.on_open = Some(Box::new(f));
+        self
+    }
+
+    pub fn on_message(mut self, f: impl FnMut(&Connection, Message) + Send + 'static) -> Self {
+        self.on_message = Some(Box::new(f));
+        self
+    }
+
+    pub fn on_error(
+        mut self,
+        f: impl FnMut(&Connection, &ConnectionError) + Send + 'static,
+    ) -> Self {
+        self.on_error = Some(Box::new(f));
+        self
+    }
+
+    pub fn on_close(mut self, f: impl FnMut(&Connection, u16, &str) + Send + 'static) -> Self {
+        self.on_close = Some(Box::new(f));
+        self
+    }
+
+    /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
+    pub fn connect(self) -> Result<Connection, Error> {
+        let Builder {
+            uri,
+            options,
+            mut on_open,
+            mut on_message,
+            mut on_error,
+            mut on_close,
+        } = self;
+        let sink: Sink = Box::new(move |c, ev| match ev {
+            Event::Open => on_open.as_mut().map_or((), |f| f(c)),
+            Event::Message(m) => on_message.as_mut().map_or((), |f| f(c, m)),
+            Event::Error(e) => on_error.as_mut().map_or((), |f| f(c, &e)),
+            Event::Close { code, reason } => on_close.as_mut().map_or((), |f| f(c, code, &reason)),
+        });
+        start(&uri, &options, None, sink)
+    }
+
+    /// Channel style: every event arrives on the receiver, which ends after
+    /// the terminal event, so `for ev in events { ... }` works. Callbacks set on
+    /// this builder are ignored.
+    pub fn connect_channel(self) -> Result<(Connection, Receiver<Event>), Error> {
+        let (tx, rx) = unbounded();
+        let sink: Sink = Box::new(move |_, ev| {
+            let _ = tx.send(ev);
+        });
+        Ok((start(&self.uri, &self.options, None, sink)?, rx))
+    }
+}
+
+/// Channel style with default options: `let (conn, events) = wsc::connect(uri)?;`
+pub fn connect(uri: &str) -> Result<(Connection, Receiver<Event>), Error> {
+    Builder::new(uri).connect_channel()
+}
+
+/// Registers a connection and starts its worker. Every API style ends here.
+pub(crate) fn start(
+    uri: &str,
+    options: &Options,
+    handler: Option<String>,
+    sink: Sink,
+) -> Result<Connection, Error> {
+    let reg = registry();
+    reg.check_running()?;
+    let target = Target::parse(uri)?;
+    let waker = Waker::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
+    let (data_tx, data_rx) = unbounded();
+    let (control_tx, control_rx) = unbounded();
+    let id = reg.next_id();
+    let shared = Arc::new(Shared {
+        id,
+        uri: uri.to_owned(),
+        handler,
+        state: AtomicU8::new(State::Connecting as u8),
+        close_requested: AtomicBool::new(false),
+        data: data_tx,
+        control: control_tx,
+        waker,
+        buffered: AtomicUsize::new(0),
+        max_buffered: options.max_buffered_bytes,
+        protocol: OnceLock::new(),
+    });
+    let conn = Connection::from_shared(shared.clone());
+    reg.insert(shared);
+    let queues = Queues {
+        data: data_rx,
+        control: control_rx,
+    };
+    let (worker_conn, options) = (conn.clone(), options.clone());
+    let stack = options.stack_size;
+    if let Err(e) = reg.spawn_worker(id, stack, move || {
+        worker::run(worker_conn, target, options, sink, queues)
+    }) {
+        reg.remove(id);
+        conn.shared.mark_finished();
+        return Err(Error::Internal(format!(
+            "cannot start a worker thread: {e}"
+        )));
+    }
+    Ok(conn)
+}

@@ -1,0 +1,231 @@
+//! Getting from a URI to an open WebSocket: DNS, TCP, TLS, HTTP upgrade.
+//!
+//! Every step after DNS is non-blocking and waits in `poll(2)` together with
+//! the worker's eventfd, so `close()` abandons a handshake at once (even one
+//! stuck on a silent server) and one deadline bounds the whole sequence.
+//! DNS (`getaddrinfo`) cannot be interrupted; it is checked right after.
+
+use crate::error::{ConnectionError, ErrorKind};
+use crate::options::Options;
+use crate::target::Target;
+use crate::waker::{Interest, Waker};
+use native_tls::HandshakeError as TlsHandshakeError;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{ClientRequestBuilder, WebSocket};
+
+pub(crate) type Stream = MaybeTlsStream<TcpStream>;
+
+/// Why no WebSocket came out of the dial.
+pub(crate) enum DialError {
+    /// The application closed the connection while it was connecting.
+    Aborted,
+    Failed(ConnectionError),
+}
+
+impl From<ConnectionError> for DialError {
+    fn from(e: ConnectionError) -> Self {
+        DialError::Failed(e)
+    }
+}
+
+pub(crate) struct Dial<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) options: &'a Options,
+    pub(crate) waker: &'a Waker,
+    pub(crate) aborted: &'a dyn Fn() -> bool,
+    pub(crate) deadline: Instant,
+}
+
+const READ: Interest = Interest {
+    read: true,
+    write: false,
+};
+const WRITE: Interest = Interest {
+    read: false,
+    write: true,
+};
+
+impl Dial<'_> {
+    /// Returns the open socket and the negotiated subprotocol.
+    pub(crate) fn establish(&self) -> Result<(WebSocket<Stream>, Option<String>), DialError> {
+        let addrs = self.resolve()?;
+        self.check("resolving the host name")?;
+        let tcp = self.tcp(&addrs)?;
+        let stream = if self.target.tls {
+            self.tls(tcp)?
+        } else {
+            MaybeTlsStream::Plain(tcp)
+        };
+        self.upgrade(stream)
+    }
+
+    fn check(&self, stage: &str) -> Result<(), DialError> {
+        if (self.aborted)() {
+            return Err(DialError::Aborted);
+        }
+        if Instant::now() >= self.deadline {
+            let ms = self.options.connect_timeout.as_millis();
+            return Err(ConnectionError::new(
+                ErrorKind::Timeout,
+                format!("connect timeout: {ms} ms passed while {stage}"),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Waits until `fd` is ready, the application aborts, or the deadline passes.
+    fn wait(&self, fd: RawFd, interest: Interest, stage: &str) -> Result<(), DialError> {
+        self.check(stage)?;
+        self.waker.wait(fd, interest, Some(self.deadline));
+        self.check(stage)
+    }
+
+    fn resolve(&self) -> Result<Vec<SocketAddr>, DialError> {
+        let (host, port) = (self.target.host.as_str(), self.target.port);
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}"))
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(ConnectionError::new(
+                ErrorKind::Resolve,
+                format!("'{host}' has no address"),
+            )
+            .into());
+        }
+        Ok(addrs)
+    }
+
+    /// Tries each address in turn; reports the last failure.
+    fn tcp(&self, addrs: &[SocketAddr]) -> Result<TcpStream, DialError> {
+        let mut last = None;
+        for addr in addrs {
+            match self.tcp_one(*addr) {
+                Ok(s) => return Ok(s),
+                Err(DialError::Failed(e)) if e.kind() == ErrorKind::Connect => last = Some(e),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(last.expect("at least one address").into())
+    }
+
+    fn tcp_one(&self, addr: SocketAddr) -> Result<TcpStream, DialError> {
+        let fail = |e: std::io::Error| {
+            ConnectionError::new(ErrorKind::Connect, format!("cannot connect to {addr}: {e}"))
+        };
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(fail)?;
+        socket.set_nonblocking(true).map_err(fail)?;
+        socket.set_tcp_nodelay(true).map_err(fail)?;
+        match socket.connect(&SockAddr::from(addr)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                self.wait(socket.as_raw_fd(), WRITE, &format!("connecting to {addr}"))?;
+                if let Some(e) = socket.take_error().map_err(fail)? {
+                    return Err(fail(e).into());
+                }
+            }
+            Err(e) => return Err(fail(e).into()),
+        }
+        Ok(socket.into())
+    }
+
+    fn tls(&self, tcp: TcpStream) -> Result<Stream, DialError> {
+        let fd = tcp.as_raw_fd();
+        let host = self.target.host.as_str();
+        let connector = self.options.tls.connector()?;
+        let mut attempt = connector.connect(host, tcp);
+        loop {
+            match attempt {
+                Ok(tls) => return Ok(MaybeTlsStream::NativeTls(tls)),
+                Err(TlsHandshakeError::WouldBlock(mid)) => {
+                    self.wait(fd, READ, "in the TLS handshake")?;
+                    attempt = mid.handshake();
+                }
+                Err(TlsHandshakeError::Failure(e)) => {
+                    return Err(ConnectionError::new(
+                        ErrorKind::Tls,
+                        format!("TLS handshake with '{host}' failed: {e}"),
+                    )
+                    .into())
+                }
+            }
+        }
+    }
+
+    fn upgrade(&self, stream: Stream) -> Result<(WebSocket<Stream>, Option<String>), DialError> {
+        let fd = match &stream {
+            MaybeTlsStream::Plain(s) => s.as_raw_fd(),
+            MaybeTlsStream::NativeTls(s) => s.get_ref().as_raw_fd(),
+            _ => unreachable!("only plain and native-tls streams are built"),
+        };
+        let mut request = ClientRequestBuilder::new(self.target.uri.clone());
+        for (name, value) in &self.options.headers {
+            request = request.with_header(name.as_str(), value.as_str());
+        }
+        for p in &self.options.subprotocols {
+            request = request.with_sub_protocol(p.as_str());
+        }
+        let mut attempt = tungstenite::client::client_with_config(
+            request,
+            stream,
+            Some(self.options.websocket_config()),
+        );
+        loop {
+            match attempt {
+                Ok((ws, response)) => {
+                    let protocol = response
+                        .headers()
+                        .get("Sec-WebSocket-Protocol")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    return Ok((ws, protocol));
+                }
+                Err(HandshakeError::Interrupted(mid)) => {
+                    self.wait(fd, READ, "waiting for the HTTP upgrade response")?;
+                    attempt = mid.handshake();
+                }
+                Err(HandshakeError::Failure(e)) => return Err(upgrade_error(e).into()),
+            }
+        }
+    }
+}
+
+fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
+    use tungstenite::Error as E;
+    match e {
+        E::Http(response) => {
+            let status = response.status();
+            ConnectionError::new(
+                ErrorKind::Handshake {
+                    status: Some(status.as_u16()),
+                },
+                format!(
+                    "the server refused the WebSocket upgrade: HTTP {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                ),
+            )
+        }
+        E::Io(io) => ConnectionError::new(
+            ErrorKind::ConnectionLost,
+            format!("the connection failed during the HTTP upgrade: {io}"),
+        ),
+        E::Protocol(p) => ConnectionError::new(
+            ErrorKind::Handshake { status: None },
+            format!("invalid WebSocket upgrade response: {p}"),
+        ),
+        other => ConnectionError::new(
+            ErrorKind::Handshake { status: None },
+            format!("WebSocket upgrade failed: {other}"),
+        ),
+    }
+}

@@ -1,0 +1,114 @@
+//! Two kinds of failure, kept apart because the caller reacts differently:
+//! [`Error`] is a call refused right now (fix the argument, stop sending, wait);
+//! [`ConnectionError`] is why a connection ended, delivered once through the
+//! terminal `on_error` event, after which the connection is gone.
+
+use std::fmt;
+
+/// A call that was refused. Each variant says what the caller should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// An argument was unusable (bad header, bad close code, unreadable file...).
+    /// Fix the argument; nothing was changed.
+    InvalidArgument(String),
+    /// The URI did not parse or its scheme is not `ws`/`wss`. Nothing was started.
+    InvalidUri(String),
+    /// The connection has finished (or never existed). Drop the handle.
+    UnknownId,
+    /// The connection is closing: nothing more can be sent on it.
+    Closed,
+    /// Sending this would take the outgoing queue past its limit. Wait for
+    /// [`crate::Connection::buffered_amount`] to fall, or raise the limit.
+    QueueFull { buffered: usize, limit: usize },
+    /// No handler is registered under this name. Register it first.
+    UnknownHandler(String),
+    /// [`crate::shutdown`] has run; call [`crate::init`] to use the library again.
+    Shutdown,
+    /// A bug in wsc (including a caught panic). Please report it.
+    Internal(String),
+    /// [`crate::shutdown`] gave up waiting: some worker threads are still running.
+    /// Call it again later before unloading the library.
+    Timeout(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::InvalidUri(m) => write!(f, "invalid URI: {m}"),
+            Error::UnknownId => f.write_str("unknown connection: it never existed or has finished"),
+            Error::Closed => f.write_str("the connection is closing: nothing more can be sent"),
+            Error::QueueFull { buffered, limit } => write!(
+                f,
+                "send queue full: {buffered} bytes buffered, limit {limit} (see max_buffered_bytes)"
+            ),
+            Error::UnknownHandler(name) => write!(f, "no handler registered as '{name}'"),
+            Error::Shutdown => f.write_str("wsc has been shut down: call wsc_init() first"),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+            Error::Timeout(m) => write!(f, "timed out: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What ended a connection, for code that reacts by kind (retry on
+/// `Connect`, alert on `Tls`, ...). The message says it for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The host name did not resolve.
+    Resolve,
+    /// TCP connect failed (refused, unreachable).
+    Connect,
+    /// TLS failed: certificate not trusted, wrong host name, expired, bad handshake.
+    Tls,
+    /// The HTTP upgrade was refused or malformed; `status` is the HTTP status if any.
+    Handshake { status: Option<u16> },
+    /// The peer broke RFC 6455 (bad frame, invalid UTF-8, ...).
+    Protocol,
+    /// An incoming message or frame exceeded the configured maximum (closed with 1009).
+    MessageTooBig,
+    /// A deadline passed: connect timeout or keepalive (pong) timeout.
+    Timeout,
+    /// The peer went away without a closing handshake (EOF, reset).
+    ConnectionLost,
+    /// A user callback panicked.
+    Callback,
+    /// Any other I/O or internal failure.
+    Other,
+}
+
+/// Why a connection ended in `on_error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionError {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl ConnectionError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ConnectionError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The category of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// A human-readable explanation, e.g. `connection refused (127.0.0.1:9)`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectionError {}

@@ -1,0 +1,83 @@
+//! What a connection reports. One enum serves every API style (callbacks,
+//! channel, named handlers, C), so the worker has a single way to deliver.
+
+use crate::error::ConnectionError;
+use tungstenite::{Bytes, Utf8Bytes};
+
+/// A complete WebSocket message (fragments are reassembled before delivery).
+///
+/// The payloads are tungstenite's reference-counted buffers, so delivering a
+/// message copies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Message {
+    /// The payload bytes (UTF-8 for text).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// True for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text, if this is a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(t.as_str()),
+            Message::Binary(_) => None,
+        }
+    }
+
+    pub(crate) fn into_tungstenite(self) -> tungstenite::Message {
+        match self {
+            Message::Text(t) => tungstenite::Message::Text(t),
+            Message::Binary(b) => tungstenite::Message::Binary(b),
+        }
+    }
+}
+
+/// One event of a connection. `Open` comes at most once and first; exactly one
+/// of `Error` or `Close` comes last, and nothing follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed.
+    Open,
+    /// A text or binary message arrived.
+    Message(Message),
+    /// The connection failed (terminal).
+    Error(ConnectionError),
+    /// The connection closed (terminal): the peer's close code and reason after
+    /// a closing handshake, or 1006 when the application closed it and the
+    /// handshake could not complete (closed while connecting, close timeout).
+    Close { code: u16, reason: String },
+}
+
+impl Event {
+    /// True for `Error` and `Close`, the last event of a connection.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Event::Error(_) | Event::Close { .. })
+    }
+
+    /// The Dirigible-style method name: `onopen`, `onmessage`, `onerror`, `onclose`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Event::Open => "onopen",
+            Event::Message(_) => "onmessage",
+            Event::Error(_) => "onerror",
+            Event::Close { .. } => "onclose",
+        }
+    }
+}

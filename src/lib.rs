@@ -1,0 +1,42 @@
+//! wsc: a WebSocket client for C, C++ and blocking Rust.
+//!
+//! Every connection owns one worker thread that drives a non-blocking
+//! [`tungstenite`] socket and runs that connection's callbacks; applications
+//! call in from any thread through a cheap [`Connection`] handle. Three ways in,
+//! one engine underneath:
+//!
+//! * callbacks, mirroring the App Services `WebsocketClient` API: [`Builder`];
+//! * a channel of [`Event`]s for plain blocking Rust: [`Builder::connect_channel`];
+//! * named handlers and a client registry, mirroring Dirigible's
+//!   `createWebsocket(uri, handler, engine)`: [`create_websocket`];
+//!
+//! and the C ABI in [`ffi`] (`include/wsc.h`), a thin translation of these.
+//!
+//! This file only re-exports: find behaviour in the module named for it.
+
+mod connection;
+mod dial;
+mod error;
+mod event;
+mod gate;
+mod handler;
+mod options;
+mod registry;
+mod target;
+mod tls;
+mod waker;
+mod worker;
+
+pub mod ffi;
+pub mod server;
+
+pub use connection::{connect, Builder, Connection, State};
+pub use error::{ConnectionError, Error, ErrorKind};
+pub use event::{Event, Message};
+pub use handler::{
+    client, client_by_handler, clients, create_websocket, register_handler, unregister_handler,
+    ClientInfo, Handler, ENGINES,
+};
+pub use options::Options;
+pub use registry::{init, shutdown};
+pub use tungstenite::{Bytes, Utf8Bytes};

@@ -1,0 +1,201 @@
+//! Per-connection settings. Defaults are what a libcurl or IXWebSocket user
+//! expects; every limit is configurable. Fallible setters validate at once so
+//! a bad value is reported where it was written, not later on a worker thread.
+
+use crate::error::Error;
+use crate::tls::TlsOptions;
+use std::time::Duration;
+
+/// Settings for one connection. Cheap to clone; not retained after connect.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_buffered_bytes: usize,
+    pub(crate) flow_control: bool,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) tls: TlsOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(10),
+            max_message_size: 64 << 20,
+            max_frame_size: 16 << 20,
+            max_buffered_bytes: 64 << 20,
+            flow_control: false,
+            read_buffer_size: 16 << 10,
+            stack_size: 256 << 10,
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: 10 s connect timeout, 5 s close timeout, no pings,
+    /// 64 MiB max message, 16 MiB max frame, 64 MiB send queue, flow control off,
+    /// system CA roots with host name verification.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a header to the HTTP upgrade request.
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<&mut Self, Error> {
+        tungstenite::http::HeaderName::try_from(name)
+            .map_err(|_| Error::InvalidArgument(format!("'{name}' is not a valid header name")))?;
+        tungstenite::http::HeaderValue::try_from(value).map_err(|_| {
+            Error::InvalidArgument(format!("the value of header '{name}' is not valid"))
+        })?;
+        self.headers.push((name.to_owned(), value.to_owned()));
+        Ok(self)
+    }
+
+    /// Offers a subprotocol (`Sec-WebSocket-Protocol`); the server's choice is
+    /// [`crate::Connection::protocol`] once open.
+    pub fn add_subprotocol(&mut self, protocol: &str) -> Result<&mut Self, Error> {
+        let token = !protocol.is_empty()
+            && protocol
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+        if !token {
+            return Err(Error::InvalidArgument(format!(
+                "'{protocol}' is not a valid subprotocol token"
+            )));
+        }
+        self.subprotocols.push(protocol.to_owned());
+        Ok(self)
+    }
+
+    /// Bounds DNS, TCP, TLS and the HTTP upgrade together. Default 10 s.
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the peer's Close after sending ours. Default 5 s.
+    pub fn close_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sends a ping this often; `None` (the default) turns keepalive off.
+    pub fn ping_interval(&mut self, interval: Option<Duration>) -> &mut Self {
+        self.ping_interval = interval.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// With keepalive on: nothing received this long after a ping ends the
+    /// connection with a timeout error. Suspended while the flow gate is shut.
+    pub fn pong_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.pong_timeout = timeout;
+        self
+    }
+
+    /// Largest incoming message; a bigger one ends the connection (close 1009).
+    /// Frames are limited to the smaller of this and 16 MiB.
+    pub fn max_message_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
+        if bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "max_message_size must be at least 1".into(),
+            ));
+        }
+        self.max_message_size = bytes;
+        Ok(self)
+    }
+
+    /// Largest incoming frame (default 16 MiB).
+    pub fn max_frame_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
+        if bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "max_frame_size must be at least 1".into(),
+            ));
+        }
+        self.max_frame_size = bytes;
+        Ok(self)
+    }
+
+    /// Limit on bytes accepted by `send` but not yet written; past it `send`
+    /// returns [`Error::QueueFull`]. Default 64 MiB.
+    pub fn max_buffered_bytes(&mut self, bytes: usize) -> Result<&mut Self, Error> {
+        if bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "max_buffered_bytes must be at least 1".into(),
+            ));
+        }
+        self.max_buffered_bytes = bytes;
+        Ok(self)
+    }
+
+    /// Starts the connection with flow control on (see [`crate::Connection::set_flow_control`]).
+    pub fn flow_control(&mut self, enabled: bool) -> &mut Self {
+        self.flow_control = enabled;
+        self
+    }
+
+    /// Bytes read from the socket per system call (default 16 KiB). Larger
+    /// favours big messages, smaller favours many idle connections.
+    pub fn read_buffer_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
+        if !(1024..=(64 << 20)).contains(&bytes) {
+            return Err(Error::InvalidArgument(
+                "read_buffer_size must be 1 KiB to 64 MiB".into(),
+            ));
+        }
+        self.read_buffer_size = bytes;
+        Ok(self)
+    }
+
+    /// Stack size of the worker thread, which also runs the callbacks
+    /// (default 256 KiB; only touched pages use memory).
+    pub fn stack_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
+        if bytes < (64 << 10) {
+            return Err(Error::InvalidArgument(
+                "stack_size must be at least 64 KiB".into(),
+            ));
+        }
+        self.stack_size = bytes;
+        Ok(self)
+    }
+
+    /// Trusts the certificates in this PEM file in addition to the system roots.
+    pub fn ca_file(&mut self, pem_path: &str) -> Result<&mut Self, Error> {
+        self.tls.add_ca_file(pem_path)?;
+        Ok(self)
+    }
+
+    /// Presents a client certificate: PEM certificate chain and PKCS#8 PEM key.
+    pub fn client_certificate(
+        &mut self,
+        cert_pem_path: &str,
+        key_pem_path: &str,
+    ) -> Result<&mut Self, Error> {
+        self.tls.set_identity(cert_pem_path, key_pem_path)?;
+        Ok(self)
+    }
+
+    /// DANGER, for tests only: accept any server certificate and host name.
+    pub fn danger_accept_invalid_certs(&mut self, accept: bool) -> &mut Self {
+        self.tls.danger_accept_invalid_certs = accept;
+        self
+    }
+
+    pub(crate) fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
+        tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(0)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+    }
+}

@@ -1,0 +1,89 @@
+//! A small embedded WebSocket server, so the demo and the tests need no
+//! internet: one blocking tungstenite thread per client, bound to loopback.
+//!
+//! Paths follow Dirigible's endpoint layout, `/websockets/v4/service/<endpoint>`;
+//! every path echoes each text and binary message back, answers pings, and
+//! completes the closing handshake.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The path prefix endpoints are served under.
+pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
+
+/// A running echo server; stops accepting when dropped.
+pub struct EchoServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl EchoServer {
+    /// Listens on `addr` (use `127.0.0.1:0` or `[::1]:0` for a free port).
+    pub fn start(addr: &str) -> io::Result<EchoServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let accept = std::thread::Builder::new()
+            .name("wsc-echo-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if flag.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        let _ = std::thread::Builder::new()
+                            .name("wsc-echo".into())
+                            .spawn(move || echo(stream));
+                    }
+                }
+            })?;
+        Ok(EchoServer {
+            addr,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://<addr>/websockets/v4/service/<endpoint>`.
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("ws://{}{SERVICE_PREFIX}{endpoint}", self.addr)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn echo(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let Ok(mut ws) = tungstenite::accept(stream) else {
+        return;
+    };
+    loop {
+        match ws.read() {
+            Ok(m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => {
+                if ws.send(m).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! How a worker sleeps without busy waiting and is woken at once.
+//!
+//! The worker blocks in `poll(2)` on its socket and an eventfd. Other threads
+//! queue a command and then write the eventfd, but only if the worker said it
+//! was about to sleep: a send to a busy worker (say, from inside its own
+//! callback) costs no system call. The protocol, all SeqCst:
+//! worker: `sleeping = true`, re-check its queues, `poll`;
+//! caller: push, then `if sleeping.swap(false) { write(eventfd) }`.
+//! Either the worker sees the command on its re-check or the caller sees the
+//! flag and wakes it; a stale wake-up only costs one spurious loop.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+pub(crate) struct Waker {
+    fd: OwnedFd,
+    sleeping: AtomicBool,
+}
+
+/// What the socket should be polled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interest {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+/// What woke the worker.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Readiness {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// Error or hang-up on the socket: a read or write will report it.
+    pub(crate) hangup: bool,
+}
+
+impl Waker {
+    pub(crate) fn new() -> io::Result<Waker> {
+        // SAFETY: eventfd has no memory preconditions; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a freshly created descriptor that nothing else owns.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            sleeping: AtomicBool::new(false),
+        })
+    }
+
+    /// Called by any thread after queuing a command.
+    pub(crate) fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.signal();
+        }
+    }
+
+    /// Wakes the worker whether or not it announced sleep (used to abort).
+    pub(crate) fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our own eventfd. A full
+        // counter (EAGAIN) already means "woken", so the result is ignored.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Worker: announce sleep. Re-check the queues after this, then `wait`.
+    pub(crate) fn prepare_sleep(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+    }
+
+    /// Worker: work turned up during the re-check; stay awake.
+    pub(crate) fn cancel_sleep(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Worker: blocks until the socket is ready for `interest`, the eventfd is
+    /// written, or `deadline` passes. Never returns early for nothing.
+    pub(crate) fn wait(
+        &self,
+        socket: RawFd,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> Readiness {
+        let mut events: libc::c_short = 0;
+        if interest.read {
+            events |= libc::POLLIN;
+        }
+        if interest.write {
+            events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: socket,
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = deadline.map_or(-1, |d| {
+            let left = d.saturating_duration_since(Instant::now());
+            // Round up so we never wake just before the deadline and spin.
+            left.as_millis().min(i32::MAX as u128) as i32
+                + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+        });
+        // SAFETY: fds is a valid array of two pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        self.sleeping.store(false, Ordering::SeqCst);
+        if n <= 0 {
+            return Readiness::default();
+        }
+        if fds[1].revents != 0 {
+            self.drain();
+        }
+        let r = fds[0].revents;
+        Readiness {
+            readable: r & libc::POLLIN != 0,
+            writable: r & libc::POLLOUT != 0,
+            hangup: r & (libc::POLLERR | libc::POLLHUP) != 0,
+        }
+    }
+
+    fn drain(&self) {
+        let mut buf: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a valid u64 from our own eventfd.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+    }
+}

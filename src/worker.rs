@@ -1,0 +1,606 @@
+//! The worker thread: one per connection, the only owner of its socket.
+//!
+//! The socket is non-blocking; the worker sleeps in `poll(2)` on it and on
+//! the connection's eventfd (see `waker`), so an idle connection costs no CPU
+//! and a send from another thread reaches the socket at once. Reading and
+//! writing are independent: while the peer is not taking our data the worker
+//! keeps reading and delivering (a peer that stops reading while its own
+//! writes are blocked must not deadlock us), and while the flow gate is shut
+//! it keeps writing but does not read. The loop ends in exactly one
+//! [`Terminal`], delivered last.
+
+use crate::connection::{Connection, Sink};
+use crate::dial::{Dial, DialError, Stream};
+use crate::error::{ConnectionError, ErrorKind};
+use crate::event::{Event, Message};
+use crate::gate::Gate;
+use crate::options::Options;
+use crate::registry::registry;
+use crate::target::Target;
+use crate::waker::Interest;
+use crossbeam_channel::Receiver;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::WebSocket;
+
+/// Commands that must reach the worker even while the socket is backed up.
+pub(crate) enum Control {
+    Close { code: u16, reason: String },
+    FlowControl(bool),
+    MessageComplete,
+}
+
+pub(crate) struct Queues {
+    pub(crate) data: Receiver<tungstenite::Message>,
+    pub(crate) control: Receiver<Control>,
+}
+
+/// How a connection ended: the last event it reports.
+enum Terminal {
+    Closed { code: u16, reason: String },
+    Failed(ConnectionError),
+}
+
+/// How many bytes of queued messages to hand to tungstenite before flushing.
+const WRITE_BATCH: usize = 256 << 10;
+
+pub(crate) fn run(conn: Connection, target: Target, options: Options, sink: Sink, queues: Queues) {
+    let mut worker = Worker {
+        conn,
+        sink,
+        options,
+        queues,
+        gate: Gate::default(),
+    };
+    worker.gate = Gate::new(worker.options.flow_control);
+    let end = worker.connect_and_serve(&target);
+    worker.finish(end);
+}
+
+struct Worker {
+    conn: Connection,
+    sink: Sink,
+    options: Options,
+    queues: Queues,
+    gate: Gate,
+}
+
+impl Worker {
+    fn connect_and_serve(&mut self, target: &Target) -> Terminal {
+        let shared = self.conn.shared();
+        let aborted = || shared.aborted();
+        let dial = Dial {
+            target,
+            options: &self.options,
+            waker: &shared.waker,
+            aborted: &aborted,
+            deadline: Instant::now() + self.options.connect_timeout,
+        };
+        let (ws, protocol) = match dial.establish() {
+            Ok(open) => open,
+            Err(DialError::Aborted) => return closed_while_connecting(),
+            Err(DialError::Failed(e)) => return Terminal::Failed(e),
+        };
+        if !shared.mark_open(protocol) {
+            return closed_while_connecting();
+        }
+        if let Err(end) = self.deliver(Event::Open) {
+            return end;
+        }
+        let mut session = Session::new(ws, &self.options);
+        session.serve(self)
+    }
+
+    /// Runs a user callback; a panic ends the connection, never the process.
+    fn deliver(&mut self, event: Event) -> Result<(), Terminal> {
+        let (sink, conn) = (&mut self.sink, &self.conn);
+        catch_unwind(AssertUnwindSafe(|| sink(conn, event))).map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Terminal::Failed(ConnectionError::new(
+                ErrorKind::Callback,
+                format!("a callback panicked: {what}"),
+            ))
+        })
+    }
+
+    /// Delivers the terminal event, then forgets the connection.
+    fn finish(mut self, end: Terminal) {
+        self.conn.shared().mark_closing();
+        let event = match end {
+            Terminal::Closed { code, reason } => Event::Close { code, reason },
+            Terminal::Failed(e) => Event::Error(e),
+        };
+        let _ = self.deliver(event);
+        registry().remove(self.conn.id());
+        self.conn.shared().mark_finished();
+    }
+
+    /// Applies queued control commands; returns a close request if one came.
+    fn take_control(&mut self) -> Option<CloseFrame> {
+        let mut close = None;
+        while let Ok(c) = self.queues.control.try_recv() {
+            match c {
+                Control::FlowControl(on) => self.gate.set_enabled(on),
+                Control::MessageComplete => self.gate.complete(),
+                Control::Close { code, reason } => {
+                    close = Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    })
+                }
+            }
+        }
+        close
+    }
+}
+
+fn closed_while_connecting() -> Terminal {
+    Terminal::Closed {
+        code: 1006,
+        reason: "closed by the application while connecting".into(),
+    }
+}
+
+/// Where the closing handshake stands.
+enum Closing {
+    /// Nothing asked yet.
+    No,
+    /// The application asked; our Close goes out once queued messages are written.
+    Requested(CloseFrame),
+    /// A Close frame was sent or received; waiting for the rest until `deadline`.
+    Underway {
+        deadline: Instant,
+        peer: Option<(u16, String)>,
+    },
+}
+
+/// Keepalive pings: one every `interval`; nothing received within `timeout`
+/// of a ping ends the connection. Suspended while the gate is shut.
+struct Keepalive {
+    interval: Duration,
+    timeout: Duration,
+    next_ping: Instant,
+    waiting_since: Option<Instant>,
+}
+
+impl Keepalive {
+    fn deadline(&self) -> Instant {
+        match self.waiting_since {
+            Some(t) => (t + self.timeout).min(self.next_ping),
+            None => self.next_ping,
+        }
+    }
+}
+
+/// The open phase: one socket, its queues and timers.
+struct Session {
+    ws: WebSocket<Stream>,
+    fd: RawFd,
+    /// Bytes handed to tungstenite but not yet flushed to the socket.
+    in_flight: usize,
+    /// The last write or flush hit `WouldBlock`: wait for POLLOUT.
+    write_blocked: bool,
+    write_ready: bool,
+    /// Worth calling `read` (no `WouldBlock` since the last readiness).
+    read_ready: bool,
+    /// A pong or Close reply may be waiting in tungstenite.
+    needs_flush: bool,
+    closing: Closing,
+    keepalive: Option<Keepalive>,
+    close_timeout: Duration,
+}
+
+impl Session {
+    fn new(ws: WebSocket<Stream>, options: &Options) -> Session {
+        let fd = match ws.get_ref() {
+            tungstenite::stream::MaybeTlsStream::Plain(s) => s.as_raw_fd(),
+            tungstenite::stream::MaybeTlsStream::NativeTls(s) => s.get_ref().as_raw_fd(),
+            _ => unreachable!("only plain and native-tls streams are built"),
+        };
+        let keepalive = options.ping_interval.map(|interval| Keepalive {
+            interval,
+            timeout: options.pong_timeout,
+            next_ping: Instant::now() + interval,
+            waiting_since: None,
+        });
+        Session {
+            ws,
+            fd,
+            in_flight: 0,
+            write_blocked: false,
+            write_ready: false,
+            read_ready: true,
+            needs_flush: false,
+            closing: Closing::No,
+            keepalive,
+            close_timeout: options.close_timeout,
+        }
+    }
+
+    fn serve(&mut self, w: &mut Worker) -> Terminal {
+        let end = loop {
+            if let Err(end) = self.step(w) {
+                break end;
+            }
+        };
+        if let Terminal::Failed(e) = &end {
+            self.fail_politely(e);
+        }
+        end
+    }
+
+    fn step(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        self.control(w);
+        self.write(w)?;
+        self.read(w)?;
+        self.timers(w)?;
+        self.sleep(w);
+        Ok(())
+    }
+
+    fn control(&mut self, w: &mut Worker) {
+        if let Some(frame) = w.take_control() {
+            if matches!(self.closing, Closing::No) {
+                self.closing = Closing::Requested(frame);
+                w.conn.shared().mark_closing();
+            }
+        }
+    }
+
+    /// Hands queued messages to tungstenite and flushes; sends our Close once
+    /// everything queued before it is written.
+    fn write(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        if self.write_blocked {
+            if !self.write_ready {
+                return Ok(());
+            }
+            self.flush(w)?;
+            if self.write_blocked {
+                return Ok(());
+            }
+        }
+        let can_write = self.ws.can_write();
+        while self.in_flight < WRITE_BATCH {
+            let Ok(msg) = w.queues.data.try_recv() else {
+                break;
+            };
+            let len = msg.len();
+            if !can_write {
+                w.conn.shared().unbuffer(len);
+                continue;
+            }
+            self.in_flight += len;
+            self.needs_flush = true;
+            match self.ws.write(msg) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    self.write_ready = false;
+                    return Ok(());
+                }
+                Err(e) => return Err(self.failure(w, e)),
+            }
+        }
+        if self.needs_flush {
+            self.flush(w)?;
+        }
+        if matches!(self.closing, Closing::Requested(_))
+            && !self.write_blocked
+            && w.queues.data.is_empty()
+        {
+            self.send_close(w)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        match self.ws.flush() {
+            Ok(()) => {
+                w.conn
+                    .shared()
+                    .unbuffer(std::mem::take(&mut self.in_flight));
+                self.write_blocked = false;
+                self.needs_flush = false;
+                Ok(())
+            }
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.write_blocked = true;
+                self.write_ready = false;
+                Ok(())
+            }
+            Err(e) => Err(self.failure(w, e)),
+        }
+    }
+
+    fn send_close(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        let Closing::Requested(frame) = std::mem::replace(&mut self.closing, Closing::No) else {
+            return Ok(());
+        };
+        self.closing = Closing::Underway {
+            deadline: Instant::now() + self.close_timeout,
+            peer: None,
+        };
+        match self.ws.close(Some(frame)) {
+            Ok(()) => Ok(()),
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.write_blocked = true;
+                self.write_ready = false;
+                Ok(())
+            }
+            Err(e) => Err(self.failure(w, e)),
+        }
+    }
+
+    /// Should the socket be read now? Not while the gate is shut, unless the
+    /// application is closing (then messages are read and dropped).
+    fn wants_read(&self, w: &Worker) -> bool {
+        w.gate.is_open()
+            || w.conn.shared().close_requested()
+            || !matches!(self.closing, Closing::No)
+    }
+
+    fn read(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        while self.read_ready && self.wants_read(w) {
+            match self.ws.read() {
+                Ok(msg) => self.received(w, msg)?,
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.read_ready = false;
+                }
+                Err(tungstenite::Error::ConnectionClosed) => return Err(self.closed()),
+                Err(e) => return Err(self.failure(w, e)),
+            }
+        }
+        if self.needs_flush && !self.write_blocked {
+            self.flush(w)?;
+        }
+        Ok(())
+    }
+
+    fn received(&mut self, w: &mut Worker, msg: tungstenite::Message) -> Result<(), Terminal> {
+        if let Some(k) = &mut self.keepalive {
+            k.waiting_since = None;
+        }
+        let message = match msg {
+            tungstenite::Message::Text(t) => Message::Text(t),
+            tungstenite::Message::Binary(b) => Message::Binary(b),
+            tungstenite::Message::Ping(_) => {
+                self.needs_flush = true;
+                return Ok(());
+            }
+            tungstenite::Message::Close(frame) => {
+                let peer = frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.to_string())
+                });
+                self.peer_closed(w, peer);
+                return Ok(());
+            }
+            tungstenite::Message::Pong(_) | tungstenite::Message::Frame(_) => return Ok(()),
+        };
+        if w.conn.shared().close_requested() || !matches!(self.closing, Closing::No) {
+            return Ok(()); // closing: read and dropped
+        }
+        w.gate.take();
+        w.deliver(Event::Message(message))?;
+        // Send what the callback queued before reading on (ping-pong latency).
+        self.control(w);
+        self.write(w)
+    }
+
+    fn peer_closed(&mut self, w: &mut Worker, peer: (u16, String)) {
+        self.needs_flush = true; // tungstenite queued the Close reply
+        w.conn.shared().mark_closing();
+        self.closing = match std::mem::replace(&mut self.closing, Closing::No) {
+            Closing::Underway { deadline, .. } => Closing::Underway {
+                deadline,
+                peer: Some(peer),
+            },
+            _ => Closing::Underway {
+                deadline: Instant::now() + self.close_timeout,
+                peer: Some(peer),
+            },
+        };
+        // Messages still queued can no longer be sent.
+        while let Ok(m) = w.queues.data.try_recv() {
+            w.conn.shared().unbuffer(m.len());
+        }
+    }
+
+    /// The closing handshake finished and the peer closed TCP.
+    fn closed(&self) -> Terminal {
+        match &self.closing {
+            Closing::Underway {
+                peer: Some((code, reason)),
+                ..
+            } => Terminal::Closed {
+                code: *code,
+                reason: reason.clone(),
+            },
+            _ => Terminal::Closed {
+                code: 1005,
+                reason: String::new(),
+            },
+        }
+    }
+
+    /// Turns a tungstenite error into the terminal event. Once the
+    /// application asked to close, the end is always a close (1006 if the
+    /// handshake could not finish), as a browser reports it.
+    fn failure(&self, w: &Worker, e: tungstenite::Error) -> Terminal {
+        if let Closing::Underway {
+            peer: Some((code, reason)),
+            ..
+        } = &self.closing
+        {
+            return Terminal::Closed {
+                code: *code,
+                reason: reason.clone(),
+            };
+        }
+        let err = classify(e);
+        if w.conn.shared().close_requested() {
+            return Terminal::Closed {
+                code: 1006,
+                reason: err.message().to_owned(),
+            };
+        }
+        Terminal::Failed(err)
+    }
+
+    /// Fails the connection as RFC 6455 asks: a Close frame with the reason
+    /// code where it makes sense, then the socket is dropped.
+    fn fail_politely(&mut self, e: &ConnectionError) {
+        let code = match e.kind() {
+            ErrorKind::Protocol if e.message().contains("UTF-8") => CloseCode::Invalid,
+            ErrorKind::Protocol => CloseCode::Protocol,
+            ErrorKind::MessageTooBig => CloseCode::Size,
+            ErrorKind::Callback => CloseCode::Error,
+            _ => return,
+        };
+        if self.ws.can_write() {
+            let _ = self.ws.close(Some(CloseFrame {
+                code,
+                reason: "".into(),
+            }));
+            let _ = self.ws.flush();
+        }
+    }
+
+    fn timers(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        let now = Instant::now();
+        if let Closing::Underway { deadline, peer } = &self.closing {
+            if now < *deadline {
+                return Ok(());
+            }
+            let ms = self.close_timeout.as_millis();
+            return Err(match peer {
+                Some((code, reason)) => Terminal::Closed {
+                    code: *code,
+                    reason: reason.clone(),
+                },
+                None => Terminal::Closed {
+                    code: 1006,
+                    reason: format!(
+                        "close timeout: the peer did not answer our Close within {ms} ms"
+                    ),
+                },
+            });
+        }
+        let gate_open = w.gate.is_open();
+        let Some(k) = &mut self.keepalive else {
+            return Ok(());
+        };
+        if !gate_open {
+            k.waiting_since = None; // nothing is read while the gate is shut
+            return Ok(());
+        }
+        if let Some(since) = k.waiting_since {
+            if now >= since + k.timeout {
+                let ms = k.timeout.as_millis();
+                return Err(Terminal::Failed(ConnectionError::new(
+                    ErrorKind::Timeout,
+                    format!("keepalive timeout: nothing received within {ms} ms of a ping"),
+                )));
+            }
+        }
+        if now >= k.next_ping {
+            k.next_ping = now + k.interval;
+            k.waiting_since.get_or_insert(now);
+            match self
+                .ws
+                .write(tungstenite::Message::Ping(Default::default()))
+            {
+                Ok(()) => self.needs_flush = true,
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                }
+                Err(e) => return Err(self.failure(w, e)),
+            }
+            if !self.write_blocked {
+                self.flush(w)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn deadline(&self, w: &Worker) -> Option<Instant> {
+        match &self.closing {
+            Closing::Underway { deadline, .. } => Some(*deadline),
+            _ if w.gate.is_open() => self.keepalive.as_ref().map(Keepalive::deadline),
+            _ => None,
+        }
+    }
+
+    /// Sleeps until the socket, a command or a timer needs the worker.
+    fn sleep(&mut self, w: &mut Worker) {
+        let reading = self.wants_read(w);
+        if reading && self.read_ready {
+            return; // the gate just opened: buffered data may be waiting
+        }
+        let waker = &w.conn.shared().waker;
+        waker.prepare_sleep();
+        let more_to_write = !self.write_blocked && !w.queues.data.is_empty();
+        let close_due = matches!(self.closing, Closing::Requested(_)) && !self.write_blocked;
+        if more_to_write || close_due || !w.queues.control.is_empty() {
+            waker.cancel_sleep();
+            return;
+        }
+        let interest = Interest {
+            read: reading,
+            write: self.write_blocked,
+        };
+        // A socket we want nothing from is left out, or a hang-up would spin us.
+        let fd = if interest.read || interest.write {
+            self.fd
+        } else {
+            -1
+        };
+        let ready = waker.wait(fd, interest, self.deadline(w));
+        self.read_ready |= ready.readable || ready.hangup;
+        self.write_ready |= ready.writable || ready.hangup;
+    }
+}
+
+fn classify(e: tungstenite::Error) -> ConnectionError {
+    use tungstenite::error::ProtocolError as P;
+    use tungstenite::Error as E;
+    match e {
+        E::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::UnexpectedEof => {
+                ConnectionError::new(ErrorKind::ConnectionLost, format!("connection lost: {io}"))
+            }
+            _ => ConnectionError::new(ErrorKind::Other, format!("I/O error: {io}")),
+        },
+        E::Protocol(P::ResetWithoutClosingHandshake) => ConnectionError::new(
+            ErrorKind::ConnectionLost,
+            "connection lost: the peer closed TCP without a closing handshake",
+        ),
+        E::Protocol(p) => ConnectionError::new(
+            ErrorKind::Protocol,
+            format!("protocol violation by the peer: {p}"),
+        ),
+        E::Utf8(_) => ConnectionError::new(
+            ErrorKind::Protocol,
+            "protocol violation by the peer: invalid UTF-8 in a text message",
+        ),
+        E::Capacity(c) => ConnectionError::new(
+            ErrorKind::MessageTooBig,
+            format!("incoming message too big: {c}"),
+        ),
+        E::Tls(t) => ConnectionError::new(ErrorKind::Tls, format!("TLS error: {t}")),
+        E::AlreadyClosed | E::ConnectionClosed => ConnectionError::new(
+            ErrorKind::ConnectionLost,
+            "connection lost: the socket is already closed",
+        ),
+        other => ConnectionError::new(ErrorKind::Other, format!("unexpected error: {other}")),
+    }
+}
