@@ -15,8 +15,10 @@ use crate::target::Target;
 use crate::waker::Waker;
 use crate::worker::{self, Control, Queues};
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tungstenite::{Bytes, Utf8Bytes};
 
 /// Where a connection is in its life. A finished connection has no state:
@@ -47,6 +49,8 @@ pub(crate) struct Shared {
     buffered: AtomicUsize,
     max_buffered: usize,
     protocol: OnceLock<String>,
+    finished: Mutex<bool>,
+    finished_changed: Condvar,
 }
 
 impl Shared {
@@ -64,12 +68,7 @@ impl Shared {
     pub(crate) fn mark_open(&self, protocol: Option<String>) -> bool {
         let _ = self.protocol.set(protocol.unwrap_or_default());
         self.state
-            .compare_exchange(
-                State::Connecting as u8,
-                State::Open as u8,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            )
+            .compare_exchange(State::Connecting as u8, State::Open as u8, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     }
 
@@ -79,6 +78,8 @@ impl Shared {
 
     pub(crate) fn mark_finished(&self) {
         self.state.store(FINISHED, Ordering::SeqCst);
+        *self.finished.lock() = true;
+        self.finished_changed.notify_all();
     }
 
     /// True once the application asked to close; no message is delivered after it.
@@ -108,10 +109,7 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("id", &self.shared.id)
-            .field("uri", &self.shared.uri)
-            .finish()
+        f.debug_struct("Connection").field("id", &self.shared.id).field("uri", &self.shared.uri).finish()
     }
 }
 
@@ -187,10 +185,7 @@ impl Connection {
         let before = s.buffered.fetch_add(len, Ordering::SeqCst);
         if before.saturating_add(len) > s.max_buffered {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
-            return Err(Error::QueueFull {
-                buffered: before,
-                limit: s.max_buffered,
-            });
+            return Err(Error::QueueFull { buffered: before, limit: s.max_buffered });
         }
         if s.data.send(message.into_tungstenite()).is_err() {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
@@ -211,9 +206,7 @@ impl Connection {
     /// Closes with `code` (1000 or 3000–4999) and a reason of at most 123 bytes.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
         if code != 1000 && !(3000..=4999).contains(&code) {
-            return Err(Error::InvalidArgument(format!(
-                "close code {code} is not allowed: use 1000 or 3000-4999"
-            )));
+            return Err(Error::InvalidArgument(format!("close code {code} is not allowed: use 1000 or 3000-4999")));
         }
         if reason.len() > 123 {
             return Err(Error::InvalidArgument(format!(
@@ -239,16 +232,9 @@ impl Connection {
         }
         // Closing while connecting abandons the handshake: the worker sees
         // the state change when the forced wake-up interrupts its poll.
-        let _ = s.state.compare_exchange(
-            State::Connecting as u8,
-            State::Closing as u8,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
-        let _ = s.control.send(Control::Close {
-            code,
-            reason: reason.to_owned(),
-        });
+        let _ =
+            s.state.compare_exchange(State::Connecting as u8, State::Closing as u8, Ordering::SeqCst, Ordering::SeqCst);
+        let _ = s.control.send(Control::Close { code, reason: reason.to_owned() });
         s.waker.signal();
         Ok(())
     }
@@ -257,13 +243,34 @@ impl Connection {
     /// nothing more is read or delivered until [`Connection::message_complete`].
     /// Turning it off releases the gate.
     pub fn set_flow_control(&self, enabled: bool) -> Result<(), Error> {
-        self.control(Control::FlowControl(enabled))
+        self.control(Control::SetFlow(enabled))
     }
 
     /// Says the last delivered message is done; with flow control on the next
     /// one may be delivered. With no message outstanding it does nothing.
     pub fn message_complete(&self) -> Result<(), Error> {
         self.control(Control::MessageComplete)
+    }
+
+    /// Blocks until the connection has finished (its terminal event has been
+    /// delivered) or `timeout` passes ([`Error::Timeout`]). From the
+    /// connection's own callbacks it would wait for itself: `Timeout` at once.
+    pub fn wait(&self, timeout: Duration) -> Result<(), Error> {
+        if crate::registry::current_worker() == Some(self.id()) {
+            return Err(Error::Timeout("a connection cannot wait for itself from its own callback".into()));
+        }
+        let deadline = Instant::now() + timeout;
+        let mut finished = self.shared.finished.lock();
+        while !*finished {
+            if self.shared.finished_changed.wait_until(&mut finished, deadline).timed_out() {
+                return Err(Error::Timeout(format!(
+                    "connection {} still running after {} ms",
+                    self.id(),
+                    timeout.as_millis()
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn control(&self, c: Control) -> Result<(), Error> {
@@ -331,10 +338,7 @@ impl Builder {
         self
     }
 
-    pub fn on_error(
-        mut self,
-        f: impl FnMut(&Connection, &ConnectionError) + Send + 'static,
-    ) -> Self {
+    pub fn on_error(mut self, f: impl FnMut(&Connection, &ConnectionError) + Send + 'static) -> Self {
         self.on_error = Some(Box::new(f));
         self
     }
@@ -346,14 +350,7 @@ impl Builder {
 
     /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
     pub fn connect(self) -> Result<Connection, Error> {
-        let Builder {
-            uri,
-            options,
-            mut on_open,
-            mut on_message,
-            mut on_error,
-            mut on_close,
-        } = self;
+        let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close } = self;
         let sink: Sink = Box::new(move |c, ev| match ev {
             Event::Open => on_open.as_mut().map_or((), |f| f(c)),
             Event::Message(m) => on_message.as_mut().map_or((), |f| f(c, m)),
@@ -381,12 +378,7 @@ pub fn connect(uri: &str) -> Result<(Connection, Receiver<Event>), Error> {
 }
 
 /// Registers a connection and starts its worker. Every API style ends here.
-pub(crate) fn start(
-    uri: &str,
-    options: &Options,
-    handler: Option<String>,
-    sink: Sink,
-) -> Result<Connection, Error> {
+pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink: Sink) -> Result<Connection, Error> {
     let reg = registry();
     reg.check_running()?;
     let target = Target::parse(uri)?;
@@ -406,23 +398,18 @@ pub(crate) fn start(
         buffered: AtomicUsize::new(0),
         max_buffered: options.max_buffered_bytes,
         protocol: OnceLock::new(),
+        finished: Mutex::new(false),
+        finished_changed: Condvar::new(),
     });
     let conn = Connection::from_shared(shared.clone());
     reg.insert(shared);
-    let queues = Queues {
-        data: data_rx,
-        control: control_rx,
-    };
+    let queues = Queues { data: data_rx, control: control_rx };
     let (worker_conn, options) = (conn.clone(), options.clone());
     let stack = options.stack_size;
-    if let Err(e) = reg.spawn_worker(id, stack, move || {
-        worker::run(worker_conn, target, options, sink, queues)
-    }) {
+    if let Err(e) = reg.spawn_worker(id, stack, move || worker::run(worker_conn, target, options, sink, queues)) {
         reg.remove(id);
         conn.shared.mark_finished();
-        return Err(Error::Internal(format!(
-            "cannot start a worker thread: {e}"
-        )));
+        return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
     }
     Ok(conn)
 }

@@ -41,14 +41,8 @@ pub(crate) struct Dial<'a> {
     pub(crate) deadline: Instant,
 }
 
-const READ: Interest = Interest {
-    read: true,
-    write: false,
-};
-const WRITE: Interest = Interest {
-    read: false,
-    write: true,
-};
+const READ: Interest = Interest { read: true, write: false };
+const WRITE: Interest = Interest { read: false, write: true };
 
 impl Dial<'_> {
     /// Returns the open socket and the negotiated subprotocol.
@@ -56,11 +50,7 @@ impl Dial<'_> {
         let addrs = self.resolve()?;
         self.check("resolving the host name")?;
         let tcp = self.tcp(&addrs)?;
-        let stream = if self.target.tls {
-            self.tls(tcp)?
-        } else {
-            MaybeTlsStream::Plain(tcp)
-        };
+        let stream = if self.target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
         self.upgrade(stream)
     }
 
@@ -90,16 +80,10 @@ impl Dial<'_> {
         let (host, port) = (self.target.host.as_str(), self.target.port);
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
-            .map_err(|e| {
-                ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}"))
-            })?
+            .map_err(|e| ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}")))?
             .collect();
         if addrs.is_empty() {
-            return Err(ConnectionError::new(
-                ErrorKind::Resolve,
-                format!("'{host}' has no address"),
-            )
-            .into());
+            return Err(ConnectionError::new(ErrorKind::Resolve, format!("'{host}' has no address")).into());
         }
         Ok(addrs)
     }
@@ -118,11 +102,9 @@ impl Dial<'_> {
     }
 
     fn tcp_one(&self, addr: SocketAddr) -> Result<TcpStream, DialError> {
-        let fail = |e: std::io::Error| {
-            ConnectionError::new(ErrorKind::Connect, format!("cannot connect to {addr}: {e}"))
-        };
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-            .map_err(fail)?;
+        let fail =
+            |e: std::io::Error| ConnectionError::new(ErrorKind::Connect, format!("cannot connect to {addr}: {e}"));
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
         socket.set_nonblocking(true).map_err(fail)?;
         socket.set_tcp_nodelay(true).map_err(fail)?;
         match socket.connect(&SockAddr::from(addr)) {
@@ -174,11 +156,8 @@ impl Dial<'_> {
         for p in &self.options.subprotocols {
             request = request.with_sub_protocol(p.as_str());
         }
-        let mut attempt = tungstenite::client::client_with_config(
-            request,
-            stream,
-            Some(self.options.websocket_config()),
-        );
+        let mut attempt =
+            tungstenite::client::client_with_config(request, stream, Some(self.options.websocket_config()));
         loop {
             match attempt {
                 Ok((ws, response)) => {
@@ -205,9 +184,7 @@ fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
         E::Http(response) => {
             let status = response.status();
             ConnectionError::new(
-                ErrorKind::Handshake {
-                    status: Some(status.as_u16()),
-                },
+                ErrorKind::Handshake { status: Some(status.as_u16()) },
                 format!(
                     "the server refused the WebSocket upgrade: HTTP {} {}",
                     status.as_u16(),
@@ -223,9 +200,8 @@ fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
             ErrorKind::Handshake { status: None },
             format!("invalid WebSocket upgrade response: {p}"),
         ),
-        other => ConnectionError::new(
-            ErrorKind::Handshake { status: None },
-            format!("WebSocket upgrade failed: {other}"),
-        ),
+        other => {
+            ConnectionError::new(ErrorKind::Handshake { status: None }, format!("WebSocket upgrade failed: {other}"))
+        }
     }
 }

@@ -38,10 +38,9 @@ impl fmt::Display for Error {
             Error::InvalidUri(m) => write!(f, "invalid URI: {m}"),
             Error::UnknownId => f.write_str("unknown connection: it never existed or has finished"),
             Error::Closed => f.write_str("the connection is closing: nothing more can be sent"),
-            Error::QueueFull { buffered, limit } => write!(
-                f,
-                "send queue full: {buffered} bytes buffered, limit {limit} (see max_buffered_bytes)"
-            ),
+            Error::QueueFull { buffered, limit } => {
+                write!(f, "send queue full: {buffered} bytes buffered, limit {limit} (see max_buffered_bytes)")
+            }
             Error::UnknownHandler(name) => write!(f, "no handler registered as '{name}'"),
             Error::Shutdown => f.write_str("wsc has been shut down: call wsc_init() first"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
@@ -88,10 +87,7 @@ pub struct ConnectionError {
 
 impl ConnectionError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ConnectionError {
-            kind,
-            message: message.into(),
-        }
+        ConnectionError { kind, message: message.into() }
     }
 
     /// The category of failure.

@@ -12,10 +12,7 @@ pub(crate) struct Gate {
 
 impl Gate {
     pub(crate) fn new(enabled: bool) -> Gate {
-        Gate {
-            enabled,
-            outstanding: false,
-        }
+        Gate { enabled, outstanding: false }
     }
 
     /// May the next message be read and delivered?

@@ -33,23 +33,15 @@ pub fn register_handler(
     handler: impl Fn(&Connection, &Event) + Send + Sync + 'static,
 ) -> Result<(), Error> {
     if name.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a handler name must not be empty".into(),
-        ));
+        return Err(Error::InvalidArgument("a handler name must not be empty".into()));
     }
-    handlers()
-        .write()
-        .insert(name.to_owned(), Arc::new(handler));
+    handlers().write().insert(name.to_owned(), Arc::new(handler));
     Ok(())
 }
 
 /// Removes the handler; later events of connections using it are dropped.
 pub fn unregister_handler(name: &str) -> Result<(), Error> {
-    handlers()
-        .write()
-        .remove(name)
-        .map(drop)
-        .ok_or_else(|| Error::UnknownHandler(name.to_owned()))
+    handlers().write().remove(name).map(drop).ok_or_else(|| Error::UnknownHandler(name.to_owned()))
 }
 
 /// `createWebsocket(uri, handler, engine)`: connects, sending every event to
@@ -81,12 +73,7 @@ pub fn create_websocket(
         }
     });
     let default = Options::default();
-    start(
-        uri,
-        options.unwrap_or(&default),
-        Some(handler.to_owned()),
-        sink,
-    )
+    start(uri, options.unwrap_or(&default), Some(handler.to_owned()), sink)
 }
 
 /// Metadata of one unfinished connection (`getClients`).
@@ -115,11 +102,7 @@ impl Connection {
 /// Every connection that has not finished (connecting, open or closing),
 /// made in any API style, oldest first.
 pub fn clients() -> Vec<ClientInfo> {
-    registry()
-        .snapshot()
-        .iter()
-        .filter_map(Connection::info)
-        .collect()
+    registry().snapshot().iter().filter_map(Connection::info).collect()
 }
 
 /// The unfinished connection with this id (`getClient`).
@@ -129,9 +112,5 @@ pub fn client(id: u64) -> Option<Connection> {
 
 /// The newest unfinished connection created with this handler (`getClientByHandler`).
 pub fn client_by_handler(handler: &str) -> Option<Connection> {
-    registry()
-        .snapshot()
-        .into_iter()
-        .rev()
-        .find(|c| c.handler() == Some(handler) && c.state().is_ok())
+    registry().snapshot().into_iter().rev().find(|c| c.handler() == Some(handler) && c.state().is_ok())
 }

@@ -34,8 +34,8 @@ pub use connection::{connect, Builder, Connection, State};
 pub use error::{ConnectionError, Error, ErrorKind};
 pub use event::{Event, Message};
 pub use handler::{
-    client, client_by_handler, clients, create_websocket, register_handler, unregister_handler,
-    ClientInfo, Handler, ENGINES,
+    client, client_by_handler, clients, create_websocket, register_handler, unregister_handler, ClientInfo, Handler,
+    ENGINES,
 };
 pub use options::Options;
 pub use registry::{init, shutdown};

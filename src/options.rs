@@ -56,9 +56,8 @@ impl Options {
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<&mut Self, Error> {
         tungstenite::http::HeaderName::try_from(name)
             .map_err(|_| Error::InvalidArgument(format!("'{name}' is not a valid header name")))?;
-        tungstenite::http::HeaderValue::try_from(value).map_err(|_| {
-            Error::InvalidArgument(format!("the value of header '{name}' is not valid"))
-        })?;
+        tungstenite::http::HeaderValue::try_from(value)
+            .map_err(|_| Error::InvalidArgument(format!("the value of header '{name}' is not valid")))?;
         self.headers.push((name.to_owned(), value.to_owned()));
         Ok(self)
     }
@@ -67,13 +66,9 @@ impl Options {
     /// [`crate::Connection::protocol`] once open.
     pub fn add_subprotocol(&mut self, protocol: &str) -> Result<&mut Self, Error> {
         let token = !protocol.is_empty()
-            && protocol
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            && protocol.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
         if !token {
-            return Err(Error::InvalidArgument(format!(
-                "'{protocol}' is not a valid subprotocol token"
-            )));
+            return Err(Error::InvalidArgument(format!("'{protocol}' is not a valid subprotocol token")));
         }
         self.subprotocols.push(protocol.to_owned());
         Ok(self)
@@ -108,9 +103,7 @@ impl Options {
     /// Frames are limited to the smaller of this and 16 MiB.
     pub fn max_message_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "max_message_size must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("max_message_size must be at least 1".into()));
         }
         self.max_message_size = bytes;
         Ok(self)
@@ -119,9 +112,7 @@ impl Options {
     /// Largest incoming frame (default 16 MiB).
     pub fn max_frame_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "max_frame_size must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("max_frame_size must be at least 1".into()));
         }
         self.max_frame_size = bytes;
         Ok(self)
@@ -131,9 +122,7 @@ impl Options {
     /// returns [`Error::QueueFull`]. Default 64 MiB.
     pub fn max_buffered_bytes(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "max_buffered_bytes must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("max_buffered_bytes must be at least 1".into()));
         }
         self.max_buffered_bytes = bytes;
         Ok(self)
@@ -149,9 +138,7 @@ impl Options {
     /// favours big messages, smaller favours many idle connections.
     pub fn read_buffer_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if !(1024..=(64 << 20)).contains(&bytes) {
-            return Err(Error::InvalidArgument(
-                "read_buffer_size must be 1 KiB to 64 MiB".into(),
-            ));
+            return Err(Error::InvalidArgument("read_buffer_size must be 1 KiB to 64 MiB".into()));
         }
         self.read_buffer_size = bytes;
         Ok(self)
@@ -161,9 +148,7 @@ impl Options {
     /// (default 256 KiB; only touched pages use memory).
     pub fn stack_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes < (64 << 10) {
-            return Err(Error::InvalidArgument(
-                "stack_size must be at least 64 KiB".into(),
-            ));
+            return Err(Error::InvalidArgument("stack_size must be at least 64 KiB".into()));
         }
         self.stack_size = bytes;
         Ok(self)
@@ -176,11 +161,7 @@ impl Options {
     }
 
     /// Presents a client certificate: PEM certificate chain and PKCS#8 PEM key.
-    pub fn client_certificate(
-        &mut self,
-        cert_pem_path: &str,
-        key_pem_path: &str,
-    ) -> Result<&mut Self, Error> {
+    pub fn client_certificate(&mut self, cert_pem_path: &str, key_pem_path: &str) -> Result<&mut Self, Error> {
         self.tls.set_identity(cert_pem_path, key_pem_path)?;
         Ok(self)
     }

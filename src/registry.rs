@@ -70,22 +70,12 @@ impl Registry {
 
     /// The connection with this id, if it has not finished.
     pub(crate) fn get(&self, id: u64) -> Option<Connection> {
-        self.conns
-            .read()
-            .get(&id)
-            .cloned()
-            .map(Connection::from_shared)
+        self.conns.read().get(&id).cloned().map(Connection::from_shared)
     }
 
     /// Every unfinished connection, oldest first.
     pub(crate) fn snapshot(&self) -> Vec<Connection> {
-        let mut all: Vec<Connection> = self
-            .conns
-            .read()
-            .values()
-            .cloned()
-            .map(Connection::from_shared)
-            .collect();
+        let mut all: Vec<Connection> = self.conns.read().values().cloned().map(Connection::from_shared).collect();
         all.sort_by_key(Connection::id);
         all
     }
@@ -99,14 +89,11 @@ impl Registry {
     ) -> std::io::Result<()> {
         let mut workers = self.workers.lock();
         self.reap(&mut workers);
-        let handle = std::thread::Builder::new()
-            .name(format!("wsc-{id}"))
-            .stack_size(stack_size)
-            .spawn(move || {
-                CURRENT_WORKER.with(|c| c.set(id));
-                let _exit = WorkerExit(id);
-                body();
-            })?;
+        let handle = std::thread::Builder::new().name(format!("wsc-{id}")).stack_size(stack_size).spawn(move || {
+            CURRENT_WORKER.with(|c| c.set(id));
+            let _exit = WorkerExit(id);
+            body();
+        })?;
         workers.live += 1;
         workers.handles.insert(id, handle);
         Ok(())
@@ -141,11 +128,7 @@ impl Registry {
         let own = usize::from(CURRENT_WORKER.with(Cell::get) != 0);
         let mut workers = self.workers.lock();
         while workers.live > own {
-            if self
-                .workers_changed
-                .wait_until(&mut workers, deadline)
-                .timed_out()
-            {
+            if self.workers_changed.wait_until(&mut workers, deadline).timed_out() {
                 break;
             }
         }
@@ -158,6 +141,11 @@ impl Registry {
             n => Err(Error::Timeout(format!("{n} worker thread(s) still running after {} ms", timeout.as_millis()))),
         }
     }
+}
+
+/// The id of the connection whose worker thread is calling, if any.
+pub(crate) fn current_worker() -> Option<u64> {
+    Some(CURRENT_WORKER.with(Cell::get)).filter(|&id| id != 0)
 }
 
 /// Marks the worker as exited even if its body unwinds.

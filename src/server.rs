@@ -28,25 +28,17 @@ impl EchoServer {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let accept = std::thread::Builder::new()
-            .name("wsc-echo-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if flag.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        let _ = std::thread::Builder::new()
-                            .name("wsc-echo".into())
-                            .spawn(move || echo(stream));
-                    }
+        let accept = std::thread::Builder::new().name("wsc-echo-accept".into()).spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
                 }
-            })?;
-        Ok(EchoServer {
-            addr,
-            stop,
-            accept: Some(accept),
-        })
+                if let Ok(stream) = stream {
+                    let _ = std::thread::Builder::new().name("wsc-echo".into()).spawn(move || echo(stream));
+                }
+            }
+        })?;
+        Ok(EchoServer { addr, stop, accept: Some(accept) })
     }
 
     /// The address it listens on.

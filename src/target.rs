@@ -15,31 +15,18 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(uri: &str) -> Result<Target, Error> {
-        let parsed: Uri = uri
-            .parse()
-            .map_err(|e| Error::InvalidUri(format!("'{uri}' does not parse: {e}")))?;
+        let parsed: Uri = uri.parse().map_err(|e| Error::InvalidUri(format!("'{uri}' does not parse: {e}")))?;
         let tls = match parsed.scheme_str() {
             Some("ws") => false,
             Some("wss") => true,
             Some(other) => {
-                return Err(Error::InvalidUri(format!(
-                    "scheme '{other}' is not supported: use ws:// or wss://"
-                )))
+                return Err(Error::InvalidUri(format!("scheme '{other}' is not supported: use ws:// or wss://")))
             }
-            None => {
-                return Err(Error::InvalidUri(format!(
-                    "'{uri}' has no scheme: use ws:// or wss://"
-                )))
-            }
+            None => return Err(Error::InvalidUri(format!("'{uri}' has no scheme: use ws:// or wss://"))),
         };
-        let host = parsed
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::InvalidUri(format!("'{uri}' has no host")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let host =
+            parsed.host().filter(|h| !h.is_empty()).ok_or_else(|| Error::InvalidUri(format!("'{uri}' has no host")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = parsed.port_u16().unwrap_or(if tls { 443 } else { 80 });
         // `ws://host:port` has no path; the request line needs one.
         let uri = if parsed.path_and_query().is_none() {
@@ -49,11 +36,6 @@ impl Target {
         } else {
             parsed
         };
-        Ok(Target {
-            uri,
-            host,
-            port,
-            tls,
-        })
+        Ok(Target { uri, host, port, tls })
     }
 }

@@ -16,29 +16,22 @@ impl std::fmt::Debug for TlsOptions {
         f.debug_struct("TlsOptions")
             .field("extra_roots", &self.extra_roots.len())
             .field("identity", &self.identity.is_some())
-            .field(
-                "danger_accept_invalid_certs",
-                &self.danger_accept_invalid_certs,
-            )
+            .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
             .finish()
     }
 }
 
 fn read(path: &str, what: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path)
-        .map_err(|e| Error::InvalidArgument(format!("cannot read {what} '{path}': {e}")))
+    std::fs::read(path).map_err(|e| Error::InvalidArgument(format!("cannot read {what} '{path}': {e}")))
 }
 
 impl TlsOptions {
     pub(crate) fn add_ca_file(&mut self, path: &str) -> Result<(), Error> {
         let pem = read(path, "CA file")?;
-        let certs = Certificate::stack_from_pem(&pem).map_err(|e| {
-            Error::InvalidArgument(format!("'{path}' is not a PEM certificate file: {e}"))
-        })?;
+        let certs = Certificate::stack_from_pem(&pem)
+            .map_err(|e| Error::InvalidArgument(format!("'{path}' is not a PEM certificate file: {e}")))?;
         if certs.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "'{path}' holds no PEM certificate"
-            )));
+            return Err(Error::InvalidArgument(format!("'{path}' holds no PEM certificate")));
         }
         self.extra_roots.extend(certs);
         Ok(())
@@ -62,10 +55,8 @@ impl TlsOptions {
             b.identity(id.clone());
         }
         if self.danger_accept_invalid_certs {
-            b.danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
+            b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
         }
-        b.build()
-            .map_err(|e| ConnectionError::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))
+        b.build().map_err(|e| ConnectionError::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))
     }
 }

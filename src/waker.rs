@@ -43,10 +43,7 @@ impl Waker {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd is a freshly created descriptor that nothing else owns.
-        Ok(Waker {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            sleeping: AtomicBool::new(false),
-        })
+        Ok(Waker { fd: unsafe { OwnedFd::from_raw_fd(fd) }, sleeping: AtomicBool::new(false) })
     }
 
     /// Called by any thread after queuing a command.
@@ -76,12 +73,7 @@ impl Waker {
 
     /// Worker: blocks until the socket is ready for `interest`, the eventfd is
     /// written, or `deadline` passes. Never returns early for nothing.
-    pub(crate) fn wait(
-        &self,
-        socket: RawFd,
-        interest: Interest,
-        deadline: Option<Instant>,
-    ) -> Readiness {
+    pub(crate) fn wait(&self, socket: RawFd, interest: Interest, deadline: Option<Instant>) -> Readiness {
         let mut events: libc::c_short = 0;
         if interest.read {
             events |= libc::POLLIN;
@@ -90,22 +82,13 @@ impl Waker {
             events |= libc::POLLOUT;
         }
         let mut fds = [
-            libc::pollfd {
-                fd: socket,
-                events,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            libc::pollfd { fd: socket, events, revents: 0 },
+            libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         let timeout = deadline.map_or(-1, |d| {
             let left = d.saturating_duration_since(Instant::now());
             // Round up so we never wake just before the deadline and spin.
-            left.as_millis().min(i32::MAX as u128) as i32
-                + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+            left.as_millis().min(i32::MAX as u128) as i32 + i32::from(left.subsec_nanos() % 1_000_000 != 0)
         });
         // SAFETY: fds is a valid array of two pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };

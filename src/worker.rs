@@ -29,7 +29,7 @@ use tungstenite::WebSocket;
 /// Commands that must reach the worker even while the socket is backed up.
 pub(crate) enum Control {
     Close { code: u16, reason: String },
-    FlowControl(bool),
+    SetFlow(bool),
     MessageComplete,
 }
 
@@ -48,13 +48,7 @@ enum Terminal {
 const WRITE_BATCH: usize = 256 << 10;
 
 pub(crate) fn run(conn: Connection, target: Target, options: Options, sink: Sink, queues: Queues) {
-    let mut worker = Worker {
-        conn,
-        sink,
-        options,
-        queues,
-        gate: Gate::default(),
-    };
+    let mut worker = Worker { conn, sink, options, queues, gate: Gate::default() };
     worker.gate = Gate::new(worker.options.flow_control);
     let end = worker.connect_and_serve(&target);
     worker.finish(end);
@@ -103,10 +97,7 @@ impl Worker {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".into());
-            Terminal::Failed(ConnectionError::new(
-                ErrorKind::Callback,
-                format!("a callback panicked: {what}"),
-            ))
+            Terminal::Failed(ConnectionError::new(ErrorKind::Callback, format!("a callback panicked: {what}")))
         })
     }
 
@@ -127,13 +118,10 @@ impl Worker {
         let mut close = None;
         while let Ok(c) = self.queues.control.try_recv() {
             match c {
-                Control::FlowControl(on) => self.gate.set_enabled(on),
+                Control::SetFlow(on) => self.gate.set_enabled(on),
                 Control::MessageComplete => self.gate.complete(),
                 Control::Close { code, reason } => {
-                    close = Some(CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    })
+                    close = Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() })
                 }
             }
         }
@@ -142,10 +130,7 @@ impl Worker {
 }
 
 fn closed_while_connecting() -> Terminal {
-    Terminal::Closed {
-        code: 1006,
-        reason: "closed by the application while connecting".into(),
-    }
+    Terminal::Closed { code: 1006, reason: "closed by the application while connecting".into() }
 }
 
 /// Where the closing handshake stands.
@@ -155,10 +140,7 @@ enum Closing {
     /// The application asked; our Close goes out once queued messages are written.
     Requested(CloseFrame),
     /// A Close frame was sent or received; waiting for the rest until `deadline`.
-    Underway {
-        deadline: Instant,
-        peer: Option<(u16, String)>,
-    },
+    Underway { deadline: Instant, peer: Option<(u16, String)> },
 }
 
 /// Keepalive pings: one every `interval`; nothing received within `timeout`
@@ -291,10 +273,7 @@ impl Session {
         if self.needs_flush {
             self.flush(w)?;
         }
-        if matches!(self.closing, Closing::Requested(_))
-            && !self.write_blocked
-            && w.queues.data.is_empty()
-        {
+        if matches!(self.closing, Closing::Requested(_)) && !self.write_blocked && w.queues.data.is_empty() {
             self.send_close(w)?;
         }
         Ok(())
@@ -303,9 +282,7 @@ impl Session {
     fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         match self.ws.flush() {
             Ok(()) => {
-                w.conn
-                    .shared()
-                    .unbuffer(std::mem::take(&mut self.in_flight));
+                w.conn.shared().unbuffer(std::mem::take(&mut self.in_flight));
                 self.write_blocked = false;
                 self.needs_flush = false;
                 Ok(())
@@ -323,10 +300,7 @@ impl Session {
         let Closing::Requested(frame) = std::mem::replace(&mut self.closing, Closing::No) else {
             return Ok(());
         };
-        self.closing = Closing::Underway {
-            deadline: Instant::now() + self.close_timeout,
-            peer: None,
-        };
+        self.closing = Closing::Underway { deadline: Instant::now() + self.close_timeout, peer: None };
         match self.ws.close(Some(frame)) {
             Ok(()) => Ok(()),
             Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -341,9 +315,7 @@ impl Session {
     /// Should the socket be read now? Not while the gate is shut, unless the
     /// application is closing (then messages are read and dropped).
     fn wants_read(&self, w: &Worker) -> bool {
-        w.gate.is_open()
-            || w.conn.shared().close_requested()
-            || !matches!(self.closing, Closing::No)
+        w.gate.is_open() || w.conn.shared().close_requested() || !matches!(self.closing, Closing::No)
     }
 
     fn read(&mut self, w: &mut Worker) -> Result<(), Terminal> {
@@ -375,9 +347,7 @@ impl Session {
                 return Ok(());
             }
             tungstenite::Message::Close(frame) => {
-                let peer = frame.map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
-                });
+                let peer = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                 self.peer_closed(w, peer);
                 return Ok(());
             }
@@ -397,14 +367,8 @@ impl Session {
         self.needs_flush = true; // tungstenite queued the Close reply
         w.conn.shared().mark_closing();
         self.closing = match std::mem::replace(&mut self.closing, Closing::No) {
-            Closing::Underway { deadline, .. } => Closing::Underway {
-                deadline,
-                peer: Some(peer),
-            },
-            _ => Closing::Underway {
-                deadline: Instant::now() + self.close_timeout,
-                peer: Some(peer),
-            },
+            Closing::Underway { deadline, .. } => Closing::Underway { deadline, peer: Some(peer) },
+            _ => Closing::Underway { deadline: Instant::now() + self.close_timeout, peer: Some(peer) },
         };
         // Messages still queued can no longer be sent.
         while let Ok(m) = w.queues.data.try_recv() {
@@ -415,17 +379,10 @@ impl Session {
     /// The closing handshake finished and the peer closed TCP.
     fn closed(&self) -> Terminal {
         match &self.closing {
-            Closing::Underway {
-                peer: Some((code, reason)),
-                ..
-            } => Terminal::Closed {
-                code: *code,
-                reason: reason.clone(),
-            },
-            _ => Terminal::Closed {
-                code: 1005,
-                reason: String::new(),
-            },
+            Closing::Underway { peer: Some((code, reason)), .. } => {
+                Terminal::Closed { code: *code, reason: reason.clone() }
+            }
+            _ => Terminal::Closed { code: 1005, reason: String::new() },
         }
     }
 
@@ -433,22 +390,12 @@ impl Session {
     /// application asked to close, the end is always a close (1006 if the
     /// handshake could not finish), as a browser reports it.
     fn failure(&self, w: &Worker, e: tungstenite::Error) -> Terminal {
-        if let Closing::Underway {
-            peer: Some((code, reason)),
-            ..
-        } = &self.closing
-        {
-            return Terminal::Closed {
-                code: *code,
-                reason: reason.clone(),
-            };
+        if let Closing::Underway { peer: Some((code, reason)), .. } = &self.closing {
+            return Terminal::Closed { code: *code, reason: reason.clone() };
         }
         let err = classify(e);
         if w.conn.shared().close_requested() {
-            return Terminal::Closed {
-                code: 1006,
-                reason: err.message().to_owned(),
-            };
+            return Terminal::Closed { code: 1006, reason: err.message().to_owned() };
         }
         Terminal::Failed(err)
     }
@@ -464,10 +411,7 @@ impl Session {
             _ => return,
         };
         if self.ws.can_write() {
-            let _ = self.ws.close(Some(CloseFrame {
-                code,
-                reason: "".into(),
-            }));
+            let _ = self.ws.close(Some(CloseFrame { code, reason: "".into() }));
             let _ = self.ws.flush();
         }
     }
@@ -480,15 +424,10 @@ impl Session {
             }
             let ms = self.close_timeout.as_millis();
             return Err(match peer {
-                Some((code, reason)) => Terminal::Closed {
-                    code: *code,
-                    reason: reason.clone(),
-                },
+                Some((code, reason)) => Terminal::Closed { code: *code, reason: reason.clone() },
                 None => Terminal::Closed {
                     code: 1006,
-                    reason: format!(
-                        "close timeout: the peer did not answer our Close within {ms} ms"
-                    ),
+                    reason: format!("close timeout: the peer did not answer our Close within {ms} ms"),
                 },
             });
         }
@@ -512,10 +451,7 @@ impl Session {
         if now >= k.next_ping {
             k.next_ping = now + k.interval;
             k.waiting_since.get_or_insert(now);
-            match self
-                .ws
-                .write(tungstenite::Message::Ping(Default::default()))
-            {
+            match self.ws.write(tungstenite::Message::Ping(Default::default())) {
                 Ok(()) => self.needs_flush = true,
                 Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.write_blocked = true;
@@ -551,16 +487,9 @@ impl Session {
             waker.cancel_sleep();
             return;
         }
-        let interest = Interest {
-            read: reading,
-            write: self.write_blocked,
-        };
+        let interest = Interest { read: reading, write: self.write_blocked };
         // A socket we want nothing from is left out, or a hang-up would spin us.
-        let fd = if interest.read || interest.write {
-            self.fd
-        } else {
-            -1
-        };
+        let fd = if interest.read || interest.write { self.fd } else { -1 };
         let ready = waker.wait(fd, interest, self.deadline(w));
         self.read_ready |= ready.readable || ready.hangup;
         self.write_ready |= ready.writable || ready.hangup;
@@ -584,23 +513,15 @@ fn classify(e: tungstenite::Error) -> ConnectionError {
             ErrorKind::ConnectionLost,
             "connection lost: the peer closed TCP without a closing handshake",
         ),
-        E::Protocol(p) => ConnectionError::new(
-            ErrorKind::Protocol,
-            format!("protocol violation by the peer: {p}"),
-        ),
-        E::Utf8(_) => ConnectionError::new(
-            ErrorKind::Protocol,
-            "protocol violation by the peer: invalid UTF-8 in a text message",
-        ),
-        E::Capacity(c) => ConnectionError::new(
-            ErrorKind::MessageTooBig,
-            format!("incoming message too big: {c}"),
-        ),
+        E::Protocol(p) => ConnectionError::new(ErrorKind::Protocol, format!("protocol violation by the peer: {p}")),
+        E::Utf8(_) => {
+            ConnectionError::new(ErrorKind::Protocol, "protocol violation by the peer: invalid UTF-8 in a text message")
+        }
+        E::Capacity(c) => ConnectionError::new(ErrorKind::MessageTooBig, format!("incoming message too big: {c}")),
         E::Tls(t) => ConnectionError::new(ErrorKind::Tls, format!("TLS error: {t}")),
-        E::AlreadyClosed | E::ConnectionClosed => ConnectionError::new(
-            ErrorKind::ConnectionLost,
-            "connection lost: the socket is already closed",
-        ),
+        E::AlreadyClosed | E::ConnectionClosed => {
+            ConnectionError::new(ErrorKind::ConnectionLost, "connection lost: the socket is already closed")
+        }
         other => ConnectionError::new(ErrorKind::Other, format!("unexpected error: {other}")),
     }
 }
