@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Makes the test PKI for the wss:// tests, in the directory given (default
+# tests/interop/certs). Each file is one failure the client must name:
+#   ca.pem / ca.key          the test CA the client is told to trust
+#   other-ca.pem             an unrelated CA: trusting only it is "wrong CA"
+#   good.pem / good.key      localhost, 127.0.0.1, ::1, signed by ca.pem
+#   wronghost.pem / .key     signed by ca.pem, but for wrong.example only
+#   expired.pem / .key       localhost, signed by ca.pem, expired in 2020
+# Regenerated only when missing; delete the directory to start over.
+set -euo pipefail
+out=${1:-"$(cd "$(dirname "$0")" && pwd)/certs"}
+[[ -f "$out/expired.pem" ]] && exit 0
+mkdir -p "$out"
+cd "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ca() { # name, subject
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" \
+    -days 3650 -subj "$2" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+
+leaf() { # name, subjectAltName, extra openssl-ca date flags...
+  local name=$1 san=$2
+  shift 2
+  openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
+    -subj "/CN=wsc test $name" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
+    "$san" >"$tmp/$name.ext"
+  rm -rf "$tmp/db" && mkdir -p "$tmp/db" && : >"$tmp/db/index.txt"
+  cat >"$tmp/ca.cnf" <<CNF
+[ca]
+default_ca = test
+[test]
+database = $tmp/db/index.txt
+new_certs_dir = $tmp/db
+certificate = ca.pem
+private_key = ca.key
+default_md = sha256
+policy = anything
+rand_serial = yes
+copy_extensions = none
+[anything]
+commonName = supplied
+CNF
+  openssl ca -batch -notext -config "$tmp/ca.cnf" -in "$tmp/$name.csr" -out "$name.pem" \
+    -extfile "$tmp/$name.ext" "$@" 2>/dev/null
+}
+
+ca ca "/CN=wsc test CA"
+ca other-ca "/CN=wsc unrelated test CA"
+leaf good "DNS:localhost,IP:127.0.0.1,IP:::1" -days 3650
+leaf wronghost "DNS:wrong.example" -days 3650
+leaf expired "DNS:localhost,IP:127.0.0.1,IP:::1" -startdate 20200101000000Z -enddate 20200102000000Z
+rm -f other-ca.key
+echo "test certificates written to $out"
