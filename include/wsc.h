@@ -190,13 +190,13 @@ enum wsc_status wsc_connect(const char *uri, const struct wsc_options *options, 
  * WSC_ERR_CLOSED once closing, WSC_ERR_QUEUE_FULL past max_buffered_bytes,
  * WSC_ERR_INVALID_ARGUMENT for NULL or invalid UTF-8.
  */
-enum wsc_status wsc_send(wsc_id id, const char *text_msg);
+enum wsc_status wsc_send(wsc_id id, const char *text);
 
 /**
  * Queues a text message of `len` bytes of UTF-8 (copied; may contain NUL).
  * `text` may be NULL only when `len` is 0.
  */
-enum wsc_status wsc_send_text(wsc_id id, const char *text_msg, size_t len);
+enum wsc_status wsc_send_text(wsc_id id, const char *text, size_t len);
 
 /**
  * Queues a binary message of `len` bytes (copied). `data` may be NULL only

@@ -1,6 +1,6 @@
 //! `wsc_connect` and the calls on a connection id.
 
-use super::boundary::{bytes, call, connection, optional_text, out, text};
+use super::boundary::{bytes, call, connection, optional_text, out, text as c_text};
 use super::options::{or_default, wsc_options};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
@@ -104,7 +104,7 @@ pub unsafe extern "C" fn wsc_connect(
 ) -> wsc_status {
     call(|| {
         // SAFETY: NUL-terminated string per the header's contract.
-        let uri = unsafe { text(uri, "uri")? };
+        let uri = unsafe { c_text(uri, "uri")? };
         // SAFETY: NULL or a valid wsc_callbacks per the header's contract.
         let cb = *unsafe { callbacks.as_ref() }.ok_or_else(|| Error::InvalidArgument("callbacks is NULL".into()))?;
         let out_id = out(out_id, "out_id")?;
@@ -119,10 +119,10 @@ pub unsafe extern "C" fn wsc_connect(
 /// WSC_ERR_CLOSED once closing, WSC_ERR_QUEUE_FULL past max_buffered_bytes,
 /// WSC_ERR_INVALID_ARGUMENT for NULL or invalid UTF-8.
 #[no_mangle]
-pub unsafe extern "C" fn wsc_send(id: wsc_id, text_msg: *const c_char) -> wsc_status {
+pub unsafe extern "C" fn wsc_send(id: wsc_id, text: *const c_char) -> wsc_status {
     call(|| {
         // SAFETY: NUL-terminated string per the header's contract.
-        let t = unsafe { text(text_msg, "text")? };
+        let t = unsafe { c_text(text, "text")? };
         connection(id)?.send(t.to_owned())
     })
 }
@@ -130,10 +130,10 @@ pub unsafe extern "C" fn wsc_send(id: wsc_id, text_msg: *const c_char) -> wsc_st
 /// Queues a text message of `len` bytes of UTF-8 (copied; may contain NUL).
 /// `text` may be NULL only when `len` is 0.
 #[no_mangle]
-pub unsafe extern "C" fn wsc_send_text(id: wsc_id, text_msg: *const c_char, len: usize) -> wsc_status {
+pub unsafe extern "C" fn wsc_send_text(id: wsc_id, text: *const c_char, len: usize) -> wsc_status {
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
-        let b = unsafe { bytes(text_msg.cast(), len, "text")? };
+        let b = unsafe { bytes(text.cast(), len, "text")? };
         let t = std::str::from_utf8(b).map_err(|_| Error::InvalidArgument("text is not valid UTF-8".into()))?;
         connection(id)?.send(t.to_owned())
     })
