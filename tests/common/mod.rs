@@ -1,0 +1,534 @@
+//! Peers and probes shared by the integration tests.
+//!
+//! Every peer is a real socket on loopback in this process: tungstenite
+//! servers for well-behaved peers (they show what wsc sends and record what
+//! arrives), and raw TCP servers that write bytes by hand for peers that
+//! break the protocol on purpose. The probes read what a user could check
+//! from outside: events in order, thread names in `/proc/self/task`, CPU
+//! time of one worker thread. Waits are deadlines on channels, never sleeps.
+#![allow(dead_code)]
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tungstenite::WebSocket;
+use wsc::{Builder, Connection, ConnectionError, ErrorKind, Event, Options};
+
+/// How long any single expected event may take. Generous: two shared cores.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- servers
+
+/// A TCP listener on loopback running `handler` on its own thread for each
+/// accepted connection. Stops accepting when dropped; connection threads end
+/// when their peer does.
+pub struct TcpServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    accepted: Receiver<()>,
+}
+
+type Handler = Arc<dyn Fn(TcpStream) + Send + Sync>;
+
+impl TcpServer {
+    /// Listens on `bind` (`127.0.0.1:0` or `[::1]:0`).
+    pub fn start(bind: &str, handler: impl Fn(TcpStream) + Send + Sync + 'static) -> TcpServer {
+        let listener = TcpListener::bind(bind).expect("bind a loopback port");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, accepted) = unbounded();
+        let handler: Handler = Arc::new(handler);
+        let flag = stop.clone();
+        let accept = std::thread::Builder::new()
+            .name("srv-accept".into())
+            .spawn(move || accept_loop(listener, flag, handler, tx))
+            .unwrap();
+        TcpServer { addr, stop, accept: Some(accept), accepted }
+    }
+
+    /// Loopback IPv4, the common case.
+    pub fn local(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> TcpServer {
+        TcpServer::start("127.0.0.1:0", handler)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://<addr>/`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// `wss://<addr>/`.
+    pub fn wss_url(&self) -> String {
+        format!("wss://{}/", self.addr)
+    }
+
+    /// Waits until the server has accepted one more TCP connection.
+    pub fn wait_accepted(&self) {
+        self.accepted.recv_timeout(DEADLINE).expect("the server never accepted a connection");
+    }
+}
+
+fn accept_loop(listener: TcpListener, stop: Arc<AtomicBool>, handler: Handler, tx: Sender<()>) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let _ = tx.send(());
+        let h = handler.clone();
+        let _ = std::thread::Builder::new().name("srv-conn".into()).spawn(move || h(stream));
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A tungstenite server: `f` gets each connection after the handshake.
+pub fn ws_server(f: impl Fn(WebSocket<TcpStream>) + Send + Sync + 'static) -> TcpServer {
+    TcpServer::local(move |stream| {
+        let _ = stream.set_nodelay(true);
+        if let Ok(ws) = tungstenite::accept(stream) {
+            f(ws)
+        }
+    })
+}
+
+/// Echoes every text and binary message with blocking writes, so it stops
+/// reading while its own writes are blocked (as websocat's echo does).
+/// Completes the closing handshake.
+pub fn echo_server() -> TcpServer {
+    ws_server(echo)
+}
+
+/// The echo loop of [`echo_server`], for servers built by hand.
+pub fn echo<S: Read + Write>(mut ws: WebSocket<S>) {
+    loop {
+        match ws.read() {
+            Ok(m) if m.is_text() || m.is_binary() => {
+                if ws.send(m).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A tungstenite server that reports every message it reads (data, pings,
+/// the client's Close) on the returned channel, echoing data if `echo`.
+pub fn recording_server(echo: bool) -> (TcpServer, Receiver<tungstenite::Message>) {
+    let (tx, rx) = unbounded();
+    let server = ws_server(move |mut ws| loop {
+        let Ok(m) = ws.read() else { return };
+        let _ = tx.send(m.clone());
+        if echo && (m.is_text() || m.is_binary()) && ws.send(m).is_err() {
+            return;
+        }
+    });
+    (server, rx)
+}
+
+/// Completes the upgrade, then neither reads nor writes until the returned
+/// sender is dropped. Its socket buffers are small, so a client's writes
+/// block soon.
+pub fn stalled_server() -> (TcpServer, Sender<()>) {
+    let (release, released) = unbounded::<()>();
+    let server = TcpServer::local(move |mut stream| {
+        small_buffers(&stream);
+        if accept_upgrade(&mut stream).is_ok() {
+            let _ = released.recv();
+        }
+    });
+    (server, release)
+}
+
+/// Shrinks the kernel buffers of `stream` (and stops their autotuning), so
+/// backpressure shows after kilobytes instead of megabytes.
+pub fn small_buffers(stream: &TcpStream) {
+    let s = socket2::SockRef::from(stream);
+    let _ = s.set_recv_buffer_size(32 << 10);
+    let _ = s.set_send_buffer_size(32 << 10);
+}
+
+/// Accepts TCP and never answers: reads and discards until the client leaves.
+pub fn silent_server() -> TcpServer {
+    TcpServer::local(drain)
+}
+
+/// Reads and discards until EOF or error.
+pub fn drain(mut stream: TcpStream) {
+    let mut buf = [0u8; 64 << 10];
+    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// A raw server that completes the HTTP upgrade by hand and then hands the
+/// socket to `f`, which writes whatever bytes the test wants.
+pub fn raw_ws_server(f: impl Fn(TcpStream) + Send + Sync + 'static) -> TcpServer {
+    TcpServer::local(move |mut stream| {
+        let _ = stream.set_nodelay(true);
+        if accept_upgrade(&mut stream).is_ok() {
+            f(stream)
+        }
+    })
+}
+
+/// A raw server that reads the request and answers with `response` verbatim.
+pub fn http_server(response: &'static str) -> TcpServer {
+    TcpServer::local(move |mut stream| {
+        if read_request(&mut stream).is_ok() {
+            let _ = stream.write_all(response.as_bytes());
+            drain(stream);
+        }
+    })
+}
+
+/// Reads an HTTP request head (up to the blank line) byte by byte, so
+/// nothing after it is consumed.
+pub fn read_request(stream: &mut TcpStream) -> io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The `Sec-WebSocket-Key` of a request head.
+pub fn request_key(head: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_owned())
+    })
+}
+
+/// A valid 101 answer to `head`.
+pub fn upgrade_response(head: &str) -> String {
+    let key = request_key(head).unwrap_or_default();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+}
+
+/// Reads the request and answers 101 correctly.
+pub fn accept_upgrade(stream: &mut TcpStream) -> io::Result<()> {
+    let head = read_request(stream)?;
+    stream.write_all(upgrade_response(&head).as_bytes())
+}
+
+// ----------------------------------------------------------------- frames
+
+pub const TEXT: u8 = 0x1;
+pub const BINARY: u8 = 0x2;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
+pub const FIN: u8 = 0x80;
+
+/// A server frame: `b0` is the first byte (FIN, RSV, opcode), unmasked.
+pub fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![b0];
+    push_len(&mut out, 0, payload.len() as u64);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A frame with the mask bit set, which a server must never send.
+pub fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [1u8, 2, 3, 4];
+    let mut out = vec![b0];
+    push_len(&mut out, 0x80, payload.len() as u64);
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Appends the length field: 7-bit, 16-bit or 64-bit form.
+pub fn push_len(out: &mut Vec<u8>, mask_bit: u8, len: u64) {
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if len <= 0xFFFF {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// A Close frame with `code`.
+pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    frame(FIN | CLOSE, &payload)
+}
+
+/// Reads one client frame: (opcode, fin, unmasked payload).
+pub fn read_frame(stream: &mut impl Read) -> io::Result<(u8, bool, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    stream.read_exact(&mut h)?;
+    let len = match h[1] & 0x7F {
+        126 => {
+            let mut b = [0u8; 2];
+            stream.read_exact(&mut b)?;
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            stream.read_exact(&mut b)?;
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut key = [0u8; 4];
+    if h[1] & 0x80 != 0 {
+        stream.read_exact(&mut key)?;
+    }
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload)?;
+    payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= key[i % 4]);
+    Ok((h[0] & 0x0F, h[0] & FIN != 0, payload))
+}
+
+/// Reads client frames until a Close; returns its code (None: no code, or
+/// the stream ended first).
+pub fn read_close_code(stream: &mut impl Read) -> Option<u16> {
+    loop {
+        let (op, _, payload) = read_frame(stream).ok()?;
+        if op == CLOSE {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+}
+
+// ----------------------------------------------------------------- client
+
+/// Channel-style connection with `options`.
+pub fn open_channel(uri: &str, options: Options) -> (Connection, Receiver<Event>) {
+    Builder::new(uri).options(options).connect_channel().expect("connect() refused the call")
+}
+
+/// The next event, or a panic naming what was awaited.
+pub fn next_event(rx: &Receiver<Event>, what: &str) -> Event {
+    match rx.recv_timeout(DEADLINE) {
+        Ok(ev) => ev,
+        Err(RecvTimeoutError::Timeout) => panic!("no event within {DEADLINE:?} ({what})"),
+        Err(RecvTimeoutError::Disconnected) => panic!("the connection ended ({what})"),
+    }
+}
+
+pub fn expect_open(rx: &Receiver<Event>) {
+    match next_event(rx, "waiting for Open") {
+        Event::Open => {}
+        other => panic!("expected Open, got {other:?}"),
+    }
+}
+
+/// The next message's text.
+pub fn expect_text(rx: &Receiver<Event>) -> String {
+    match next_event(rx, "waiting for a message") {
+        Event::Message(m) => m.as_text().expect("a text message").to_owned(),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Reads the remaining events until the channel ends (which proves nothing
+/// more can be delivered), checking that exactly one terminal event came
+/// and came last. Returns the events that preceded it and the terminal one.
+pub fn finish(rx: &Receiver<Event>) -> (Vec<Event>, Event) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut events = Vec::new();
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(ev) => events.push(ev),
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("the connection did not end within {DEADLINE:?}; events so far: {events:?}")
+            }
+        }
+    }
+    let terminals = events.iter().filter(|e| e.is_terminal()).count();
+    assert_eq!(terminals, 1, "exactly one terminal event: {events:?}");
+    let last = events.pop().unwrap();
+    assert!(last.is_terminal(), "the terminal event is last: {events:?} {last:?}");
+    (events, last)
+}
+
+/// Finishes and expects `Close { code }`; returns the reason.
+pub fn expect_close(rx: &Receiver<Event>, code: u16) -> String {
+    match finish(rx).1 {
+        Event::Close { code: c, reason } if c == code => reason,
+        other => panic!("expected Close {{ code: {code} }}, got {other:?}"),
+    }
+}
+
+/// Finishes and expects an error of `kind`.
+pub fn expect_error(rx: &Receiver<Event>, kind: ErrorKind) -> ConnectionError {
+    match finish(rx).1 {
+        Event::Error(e) if e.kind() == kind => e,
+        other => panic!("expected an error of kind {kind:?}, got {other:?}"),
+    }
+}
+
+/// Everything sent on `rx` until its senders are gone (panics at the deadline).
+pub fn collect_all<T: std::fmt::Debug>(rx: &Receiver<T>) -> Vec<T> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut all = Vec::new();
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(x) => all.push(x),
+            Err(RecvTimeoutError::Disconnected) => return all,
+            Err(RecvTimeoutError::Timeout) => panic!("still open after {DEADLINE:?}: {all:?}"),
+        }
+    }
+}
+
+/// The first item on `rx` matching `pred` (panics at the deadline).
+pub fn wait_for<T: std::fmt::Debug>(rx: &Receiver<T>, what: &str, pred: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(x) if pred(&x) => return x,
+            Ok(_) => {}
+            Err(e) => panic!("{what}: {e:?}"),
+        }
+    }
+}
+
+/// A connection to its own echo server, opened before a test does
+/// something hostile and checked afterwards: it must still work.
+pub struct Healthy {
+    _server: TcpServer,
+    conn: Connection,
+    rx: Receiver<Event>,
+}
+
+impl Healthy {
+    pub fn open() -> Healthy {
+        let server = echo_server();
+        let (conn, rx) = open_channel(&server.url(), Options::new());
+        expect_open(&rx);
+        Healthy { _server: server, conn, rx }
+    }
+
+    /// Exchanges a message and closes cleanly.
+    pub fn check(self) {
+        self.conn.send("still here").unwrap();
+        assert_eq!(expect_text(&self.rx), "still here");
+        self.conn.close().unwrap();
+        expect_close(&self.rx, 1000);
+    }
+}
+
+/// Callback-style connection whose every event is recorded with the name of
+/// the thread it ran on. The channel ends when the worker drops the callbacks.
+pub fn recorded(builder: Builder) -> (Connection, Receiver<(Event, String)>) {
+    let (tx, rx) = unbounded();
+    let here = |tx: &Sender<(Event, String)>, ev: Event| {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        let _ = tx.send((ev, name));
+    };
+    let (t1, t2, t3, t4) = (tx.clone(), tx.clone(), tx.clone(), tx);
+    let conn = builder
+        .on_open(move |_| here(&t1, Event::Open))
+        .on_message(move |_, m| here(&t2, Event::Message(m)))
+        .on_error(move |_, e| here(&t3, Event::Error(e.clone())))
+        .on_close(move |_, code, reason| {
+            let reason = reason.to_owned();
+            here(&t4, Event::Close { code, reason })
+        })
+        .connect()
+        .expect("connect() refused the call");
+    (conn, rx)
+}
+
+// ----------------------------------------------------------------- probes
+
+/// Names (`comm`) of this process's threads, from `/proc/self/task`.
+pub fn thread_names() -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        Some((tid, comm.trim_end().to_owned()))
+    })
+    .collect()
+}
+
+/// How many wsc worker threads (named `wsc-<id>`) exist right now.
+pub fn worker_threads() -> usize {
+    thread_names().iter().filter(|(_, n)| n.strip_prefix("wsc-").is_some_and(|id| id.parse::<u64>().is_ok())).count()
+}
+
+/// Entries in `/proc/self/task`.
+pub fn all_threads() -> usize {
+    thread_names().len()
+}
+
+/// Waits until `cond` holds, checking every few milliseconds; false at the
+/// deadline. For conditions only observable by looking (thread exit).
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// User + system CPU time, in clock ticks, of the thread named `wsc-<id>`.
+pub fn worker_cpu_ticks(id: u64) -> u64 {
+    let name = format!("wsc-{id}");
+    let (tid, _) =
+        thread_names().into_iter().find(|(_, n)| *n == name).unwrap_or_else(|| panic!("no thread named {name}"));
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // Fields after the parenthesised name; utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = fields[11].parse().unwrap();
+    let stime: u64 = fields[12].parse().unwrap();
+    utime + stime
+}
+
+/// Resident memory of the process, in bytes.
+pub fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
