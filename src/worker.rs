@@ -137,8 +137,10 @@ fn closed_while_connecting() -> Terminal {
 enum Closing {
     /// Nothing asked yet.
     No,
-    /// The application asked; our Close goes out once queued messages are written.
-    Requested(CloseFrame),
+    /// The application asked; our Close goes out once queued messages are
+    /// written. A peer that takes none of them until `deadline` (one close
+    /// timeout, renewed whenever the socket accepts more) ends it with 1006.
+    Requested { frame: CloseFrame, deadline: Instant },
     /// A Close frame was sent or received; waiting for the rest until `deadline`.
     Underway { deadline: Instant, peer: Option<(u16, String)> },
 }
@@ -230,7 +232,7 @@ impl Session {
     fn control(&mut self, w: &mut Worker) {
         if let Some(frame) = w.take_control() {
             if matches!(self.closing, Closing::No) {
-                self.closing = Closing::Requested(frame);
+                self.closing = Closing::Requested { frame, deadline: Instant::now() + self.close_timeout };
                 w.conn.shared().mark_closing();
             }
         }
@@ -273,7 +275,7 @@ impl Session {
         if self.needs_flush {
             self.flush(w)?;
         }
-        if matches!(self.closing, Closing::Requested(_)) && !self.write_blocked && w.queues.data.is_empty() {
+        if matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked && w.queues.data.is_empty() {
             self.send_close(w)?;
         }
         Ok(())
@@ -297,7 +299,7 @@ impl Session {
     }
 
     fn send_close(&mut self, w: &mut Worker) -> Result<(), Terminal> {
-        let Closing::Requested(frame) = std::mem::replace(&mut self.closing, Closing::No) else {
+        let Closing::Requested { frame, .. } = std::mem::replace(&mut self.closing, Closing::No) else {
             return Ok(());
         };
         self.closing = Closing::Underway { deadline: Instant::now() + self.close_timeout, peer: None };
@@ -418,6 +420,16 @@ impl Session {
 
     fn timers(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         let now = Instant::now();
+        if let Closing::Requested { deadline, .. } = &self.closing {
+            if now < *deadline {
+                return Ok(());
+            }
+            let ms = self.close_timeout.as_millis();
+            return Err(Terminal::Closed {
+                code: 1006,
+                reason: format!("close timeout: the peer took none of the queued messages for {ms} ms"),
+            });
+        }
         if let Closing::Underway { deadline, peer } = &self.closing {
             if now < *deadline {
                 return Ok(());
@@ -467,7 +479,7 @@ impl Session {
 
     fn deadline(&self, w: &Worker) -> Option<Instant> {
         match &self.closing {
-            Closing::Underway { deadline, .. } => Some(*deadline),
+            Closing::Underway { deadline, .. } | Closing::Requested { deadline, .. } => Some(*deadline),
             _ if w.gate.is_open() => self.keepalive.as_ref().map(Keepalive::deadline),
             _ => None,
         }
@@ -482,7 +494,7 @@ impl Session {
         let waker = &w.conn.shared().waker;
         waker.prepare_sleep();
         let more_to_write = !self.write_blocked && !w.queues.data.is_empty();
-        let close_due = matches!(self.closing, Closing::Requested(_)) && !self.write_blocked;
+        let close_due = matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked;
         if more_to_write || close_due || !w.queues.control.is_empty() {
             waker.cancel_sleep();
             return;
@@ -493,6 +505,11 @@ impl Session {
         let ready = waker.wait(fd, interest, self.deadline(w));
         self.read_ready |= ready.readable || ready.hangup;
         self.write_ready |= ready.writable || ready.hangup;
+        if let Closing::Requested { deadline, .. } = &mut self.closing {
+            if ready.writable {
+                *deadline = Instant::now() + self.close_timeout; // the peer is taking data
+            }
+        }
     }
 }
 
