@@ -662,6 +662,7 @@ fn incoming_pings_are_answered_and_not_delivered() {
 // -------------------------------------------------------------- 9. options
 
 #[test]
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type
 fn headers_and_subprotocols_reach_the_server_and_the_choice_is_readable() {
     let (tx, requests) = unbounded();
     let server = TcpServer::local(move |stream| {
