@@ -145,8 +145,12 @@ impl Connection {
     }
 
     /// Connecting, open or closing; [`Error::UnknownId`] once finished.
+    /// Closing as soon as `close()` has returned, as a browser's `readyState`.
     pub fn state(&self) -> Result<State, Error> {
-        self.shared.state().ok_or(Error::UnknownId)
+        match self.shared.state() {
+            Some(State::Open) if self.shared.close_requested() => Ok(State::Closing),
+            state => state.ok_or(Error::UnknownId),
+        }
     }
 
     /// The subprotocol the server chose (`Some("")` if none); `None` before open.
