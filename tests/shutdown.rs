@@ -17,6 +17,7 @@ const TESTS: &[&str] = &[
     "connect_after_shutdown_is_refused_until_init",
     "shutdown_from_inside_a_callback_cannot_wait_for_itself",
     CYCLES,
+    "idle_connections_leave_the_process_idle",
 ];
 const CYCLES: &str = "hundred_connect_close_cycles_leave_no_thread_behind";
 
@@ -132,4 +133,25 @@ fn hundred_connect_close_cycles_leave_no_thread_behind() {
         threads_besides_the_harness(CYCLES),
         thread_names()
     );
+}
+
+#[test]
+fn idle_connections_leave_the_process_idle() {
+    let _serial = serial();
+    let server = echo_server();
+    let mut o = Options::new();
+    o.ping_interval(Some(Duration::from_secs(30))); // a timer armed, far away
+    let conns: Vec<_> = (0..8).map(|_| open_channel(&server.url(), o.clone())).collect();
+    for (_, rx) in &conns {
+        expect_open(rx);
+    }
+    let before = process_cpu();
+    let idle = conns[0].1.recv_timeout(Duration::from_secs(1));
+    let used = process_cpu() - before;
+    assert!(idle.is_err(), "nothing happens while idle: {idle:?}");
+    assert!(used < Duration::from_millis(30), "8 idle connections used {used:?} of CPU in 1 s");
+    for (c, rx) in &conns {
+        c.close().unwrap();
+        expect_close(rx, 1000);
+    }
 }

@@ -516,6 +516,18 @@ pub fn worker_cpu_ticks(id: u64) -> u64 {
     utime + stime
 }
 
+/// User + system CPU time of the whole process (`getrusage`).
+pub fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass; nothing else is touched.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 /// Resident memory of the process, in bytes.
 pub fn rss_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
