@@ -797,3 +797,21 @@ fn panic_in_a_callback_ends_only_that_connection() {
     );
     healthy.check();
 }
+
+#[test]
+fn panic_in_the_terminal_callback_is_contained() {
+    let server = echo_server();
+    let (tx, rx) = unbounded();
+    let conn = Builder::new(server.url())
+        .on_open(|c| c.close().unwrap())
+        .on_close(move |_, code, _| {
+            tx.send(code).unwrap();
+            panic!("deliberate panic in on_close");
+        })
+        .connect()
+        .unwrap();
+    assert_eq!(collect_all(&rx), vec![1000], "on_close ran once, then the callbacks were dropped");
+    assert_eq!(conn.state(), Err(Error::UnknownId));
+    let name = format!("wsc-{}", conn.id());
+    assert!(eventually(DEADLINE, || !thread_names().iter().any(|(_, n)| *n == name)), "{name} still runs");
+}
