@@ -7,109 +7,24 @@
 //! Without the peers installed these tests fail when `CI=true` and otherwise
 //! say loudly that they were skipped: never a silent pass.
 
+#[path = "interop/peers.rs"]
+mod peers;
+
 use crossbeam_channel::Receiver;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use peers::{cert, Peer};
 use std::sync::OnceLock;
 use std::time::Duration;
 use wsc::{Builder, Connection, ErrorKind, Event, Message, Options};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Ports {
-    plain: u16,
-    good: u16,
-    wronghost: u16,
-    expired: u16,
-}
-
-struct Peer {
-    name: &'static str,
-    ports: Ports,
-    /// Kept so its stdin stays open: the server exits when this process does.
-    _process: Child,
-}
-
-impl Peer {
-    fn ws(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.ports.plain)
-    }
-}
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-fn certs() -> PathBuf {
-    interop_dir().join("certs")
-}
-
-fn cert(name: &str) -> String {
-    certs().join(name).to_str().unwrap().to_owned()
-}
-
-/// What is missing for the interop tests, if anything.
-fn missing() -> Option<String> {
-    let dir = interop_dir();
-    let need = [
-        ("venv/bin/python", "Python websockets venv"),
-        ("node_modules/ws/package.json", "Node ws"),
-        ("certs/expired.pem", "test certificates"),
-    ];
-    let absent: Vec<&str> = need.iter().filter(|(p, _)| !dir.join(p).exists()).map(|(_, what)| *what).collect();
-    if absent.is_empty() {
-        return None;
-    }
-    Some(format!("{} not installed: run tests/interop/setup.sh", absent.join(", ")))
-}
-
-fn port(json: &str, key: &str) -> u16 {
-    let at = json.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no '{key}' in {json}"));
-    json[at + key.len() + 3..]
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("bad port for '{key}' in {json}"))
-}
-
-fn spawn(name: &'static str, mut cmd: Command) -> Peer {
-    cmd.current_dir(interop_dir()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start the {name} server: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(!line.is_empty(), "the {name} server exited before listening");
-    let ports = Ports {
-        plain: port(&line, "plain"),
-        good: port(&line, "good"),
-        wronghost: port(&line, "wronghost"),
-        expired: port(&line, "expired"),
-    };
-    Peer { name, ports, _process: child }
-}
-
-fn start_peers() -> Vec<Peer> {
-    let dir = interop_dir();
-    let mut py = Command::new(dir.join("venv/bin/python"));
-    py.arg("py_server.py").arg(certs()).env("WEBSOCKETS_MAX_FRAGMENTS", "1000000");
-    let mut node = Command::new("node");
-    node.arg("node_server.js").arg(certs());
-    vec![spawn("python-websockets", py), spawn("node-ws", node)]
-}
-
 /// Both peers, started once per test binary; empty when skipped.
 fn peers() -> &'static [Peer] {
     static PEERS: OnceLock<Vec<Peer>> = OnceLock::new();
-    PEERS.get_or_init(|| match missing() {
-        None => start_peers(),
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("interop peers missing with CI=true: {why}")
-        }
+    PEERS.get_or_init(|| match peers::missing() {
+        None => vec![peers::start_python(), peers::start_node()],
         Some(why) => {
-            // Straight to stderr: the test harness captures eprintln!.
-            let loud = format!("\n*** INTEROP TESTS SKIPPED: {why} ***\n\n");
-            let _ = std::io::stderr().write_all(loud.as_bytes());
+            peers::unavailable("INTEROP TESTS", &why);
             Vec::new()
         }
     })

@@ -132,7 +132,7 @@ function handleProtocols(offered) {
 function listen(server, host, port) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port, ipv6Only: host === '::1' }, () => {
+    server.listen({ host, port, ipv6Only: host === '::1', backlog: 4096 }, () => {
       server.off('error', reject);
       resolve(server.address().port);
     });

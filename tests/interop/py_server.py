@@ -216,6 +216,7 @@ async def main(cert_dir):
                 compression=None,
                 max_size=64 << 20,
                 ping_interval=None,
+                backlog=1024,
             )
             servers.append(server)
     print(compact(ports), flush=True)
