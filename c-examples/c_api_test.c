@@ -23,6 +23,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,20 @@ static int thread_count(void)
     while ((e = readdir(dir)) != NULL)
         n += e->d_name[0] != '.';
     closedir(dir);
+    return n;
+}
+
+/* The kernel drops a thread from /proc/self/task a moment after
+ * pthread_join() has returned (the join wakes on the thread's tid being
+ * cleared, before the kernel releases the task). wsc_shutdown() returning
+ * WSC_OK means every worker was joined; this waits out that last step. */
+static int threads_settled(int want)
+{
+    struct timespec start;
+    int n;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while ((n = thread_count()) > want && elapsed_ms(&start) < 2000)
+        sched_yield();
     return n;
 }
 
@@ -508,6 +523,7 @@ static void test_version_and_status_strings(void)
             CHECK(strcmp(wsc_status_str((wsc_status)i), wsc_status_str((wsc_status)j)) != 0);
     }
     CHECK(strstr(wsc_status_str(WSC_ERR_UNKNOWN_ID), "UNKNOWN_ID") != NULL);
+    CHECK(wsc_status_str((wsc_status)42) != NULL); /* out of range: still a string */
     CHECK(WSC_OK == 0 && WSC_ERR_INVALID_ARGUMENT == 1 && WSC_ERR_INVALID_URI == 2 &&
           WSC_ERR_UNKNOWN_ID == 3 && WSC_ERR_CLOSED == 4 && WSC_ERR_QUEUE_FULL == 5 &&
           WSC_ERR_UNKNOWN_HANDLER == 6 && WSC_ERR_SHUTDOWN == 7 && WSC_ERR_INTERNAL == 8 &&
@@ -804,6 +820,11 @@ static void test_null_callback_members(void)
 
 /* ---- ids that never existed or have finished */
 
+static int closing_or_gone(wsc_status st)
+{
+    return st == WSC_ERR_CLOSED || st == WSC_ERR_UNKNOWN_ID;
+}
+
 static void check_unknown(wsc_id id)
 {
     char buf[16] = "untouched";
@@ -847,9 +868,11 @@ static void test_double_close_and_use_after_terminal(void)
         return;
     r.on_close = terminal_probe;
     CHECK_ST(wsc_close(r.id), WSC_OK);
-    CHECK_ST(wsc_close(r.id), WSC_ERR_CLOSED);
-    CHECK_ST(wsc_close_with(r.id, 4000, "again"), WSC_ERR_CLOSED);
-    CHECK_ST(wsc_send(r.id, "after close"), WSC_ERR_CLOSED);
+    /* From this thread the closing handshake may (rarely) finish in between:
+     * the deterministic version runs inside a callback (close_then_send). */
+    CHECK(closing_or_gone(wsc_close(r.id)));
+    CHECK(closing_or_gone(wsc_close_with(r.id, 4000, "again")));
+    CHECK(closing_or_gone(wsc_send(r.id, "after close")));
     rec_finished(&r);
     /* inside the terminal callback the id still answered, as closing */
     CHECK_ST(r.got[0], WSC_OK);
@@ -877,18 +900,29 @@ static void close_then_send(struct rec *r, wsc_id id, const uint8_t *d, size_t n
     r->scratch[0] = (int)st;
     r->got[4] = wsc_message_complete(id);
     r->got[5] = wsc_set_flow_control(id, false);
+    r->got[6] = wsc_close(id); /* double close */
+    r->got[7] = wsc_close_with(id, 4000, "again");
+}
+
+/* Three sends from inside on_open: no echo can be delivered before it returns. */
+static void send_three(struct rec *r, wsc_id id)
+{
+    r->got[8] = wsc_send(id, "1");
+    r->got[9] = wsc_send(id, "2");
+    r->got[10] = wsc_send(id, "3");
 }
 
 static void test_send_while_closing_is_closed(void)
 {
     struct rec r;
-    if (!open_echo(&r, NULL))
-        return;
+    rec_init(&r);
+    r.on_open = send_three;
     r.on_message = close_then_send;
-    CHECK_ST(wsc_send(r.id, "1"), WSC_OK);
-    CHECK_ST(wsc_send(r.id, "2"), WSC_OK);
-    CHECK_ST(wsc_send(r.id, "3"), WSC_OK);
+    CHECK_ST(rec_connect(&r, ECHO, NULL), WSC_OK);
     rec_finished(&r);
+    CHECK_ST(r.got[8], WSC_OK);
+    CHECK_ST(r.got[9], WSC_OK);
+    CHECK_ST(r.got[10], WSC_OK);
     CHECK_ST(r.got[0], WSC_OK);
     CHECK_ST(r.got[1], WSC_ERR_CLOSED);
     CHECK_ST(r.got[2], WSC_ERR_CLOSED);
@@ -896,6 +930,8 @@ static void test_send_while_closing_is_closed(void)
     CHECK(r.scratch[0] == WSC_STATE_CLOSING);
     CHECK_ST(r.got[4], WSC_OK); /* control calls still answer while closing */
     CHECK_ST(r.got[5], WSC_OK);
+    CHECK_ST(r.got[6], WSC_ERR_CLOSED);
+    CHECK_ST(r.got[7], WSC_ERR_CLOSED);
     CHECK(r.messages == 1); /* nothing delivered after wsc_close */
     CHECK(r.closes == 1 && r.close_code == 1000);
     rec_check_rules(&r);
@@ -948,7 +984,7 @@ static void test_close_while_connecting(void)
     CHECK_ST(wsc_send(r.id, "queued, never sent"), WSC_OK);
     clock_gettime(CLOCK_MONOTONIC, &start);
     CHECK_ST(wsc_close(r.id), WSC_OK);
-    CHECK_ST(wsc_close(r.id), WSC_ERR_CLOSED);
+    CHECK(closing_or_gone(wsc_close(r.id))); /* the abort may already be complete */
     rec_finished(&r);
     CHECK(elapsed_ms(&start) < 5000); /* not the 60 s connect timeout */
     CHECK(r.opens == 0 && r.messages == 0);
@@ -1165,6 +1201,7 @@ static void test_no_message_after_close(void)
 {
     wsc_options *o = wsc_options_new();
     struct rec r;
+    wsc_status st;
     int i;
     wsc_options_set_flow_control(o, true);
     if (!open_echo(&r, o))
@@ -1174,7 +1211,8 @@ static void test_no_message_after_close(void)
         CHECK_ST(wsc_send(r.id, "pending"), WSC_OK);
     CHECK(rec_wait(&r, &r.messages, 1, WAIT_MS));
     CHECK_ST(wsc_close(r.id), WSC_OK);
-    CHECK_ST(wsc_message_complete(r.id), WSC_OK); /* opens the gate: still nothing delivered */
+    st = wsc_message_complete(r.id); /* would open the gate: still nothing delivered */
+    CHECK(st == WSC_OK || st == WSC_ERR_UNKNOWN_ID); /* unknown if closing already finished */
     rec_finished(&r);
     CHECK(r.messages == 1);
     CHECK(r.closes == 1 && r.close_code == 1000);
@@ -1301,7 +1339,7 @@ static void test_shutdown_then_init(void)
     CHECK_ST(wsc_register_handler("t/shutdown", dummy_handler, NULL), WSC_OK);
 
     CHECK_ST(wsc_shutdown(WAIT_MS), WSC_OK);
-    CHECK(thread_count() == 1); /* only main: every worker has exited */
+    CHECK(threads_settled(1) == 1); /* only main: every worker has exited */
     CHECK(rec_get(&live, &live.terminal) == 1 && rec_get(&connecting, &connecting.terminal) == 1);
     CHECK(live.closes == 1 && live.close_code == 1001); /* going away, echoed back */
     CHECK(connecting.opens == 0);
@@ -1360,9 +1398,9 @@ static void test_connect_close_cycles(void)
     }
     heap_after = heap_in_use();
     CHECK(failed == 0);
-    CHECK(peak <= base + 3); /* a finished worker may linger until the next spawn reaps it */
+    CHECK(peak <= base + 8); /* finished workers may linger briefly; a leak would be hundreds */
     CHECK_ST(wsc_shutdown(WAIT_MS), WSC_OK);
-    CHECK(thread_count() == base);
+    CHECK(threads_settled(base) == base);
     CHECK_ST(wsc_init(), WSC_OK);
     printf("  %d cycles: threads %d at start, peak %d, %d after shutdown; heap %zu -> %zu bytes\n",
            cycles, base, peak, thread_count(), heap_before, heap_after);
@@ -1793,10 +1831,10 @@ static void test_replace_and_unregister_in_use(void)
     CHECK_ST(wsc_register_handler("t/swap", swapping_handler, &b), WSC_OK);
     CHECK_ST(wsc_send(a.r.id, "one"), WSC_OK);
     CHECK(rec_wait(&b.r, &b.r.messages, 1, WAIT_MS));
-    CHECK_ST(b.r.got[0], WSC_OK);
     CHECK(strcmp(b.message, "one") == 0 && a.r.messages == 0);
     CHECK_ST(wsc_send(a.r.id, "two"), WSC_OK);
     CHECK(rec_wait(&a.r, &a.r.messages, 1, WAIT_MS));
+    CHECK_ST(b.r.got[0], WSC_OK); /* B's handler has returned: "two" came after it */
     CHECK(strcmp(a.message, "two") == 0 && rec_get(&b.r, &b.r.messages) == 1);
 
     /* unregistered: the connection carries on, its events are dropped */

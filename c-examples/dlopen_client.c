@@ -12,10 +12,11 @@
  * wsc_init() after each dlopen() matters: glibc may keep the library mapped
  * after dlclose() and hand the same, already shut-down instance back.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* RTLD_NOLOAD */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,22 @@ static int thread_count(void)
             n++;
     closedir(dir);
     return n;
+}
+
+/* A joined thread leaves /proc/self/task a moment after pthread_join()
+ * returns; give the kernel that moment (bounded), without sleeping. */
+static int threads_settled(int want)
+{
+    struct timespec start, now;
+    int n;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        n = thread_count();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (n <= want || now.tv_sec - start.tv_sec >= 2)
+            return n;
+        sched_yield();
+    }
 }
 
 static void notify(struct session *s, int *field, uint16_t code)
@@ -171,7 +188,7 @@ static int round_trip(const char *lib_path, const char *uri, int round)
         ok = wait_flag(&s, &s.finished, 10000) && s.close_code == 1000 && ok;
     }
     status = a.shutdown(5000); /* every worker thread joined: unloading is safe */
-    printf("round %d: shutdown %s, %d thread(s)\n", round, a.status_str(status), thread_count());
+    printf("round %d: shutdown %s, %d thread(s)\n", round, a.status_str(status), threads_settled(1));
     ok = ok && status == WSC_OK;
     pthread_cond_destroy(&s.changed);
     pthread_mutex_destroy(&s.lock);
@@ -179,6 +196,11 @@ static int round_trip(const char *lib_path, const char *uri, int round)
         fprintf(stderr, "dlclose: %s\n", dlerror());
         ok = 0;
     }
+    /* Informational: glibc may keep it mapped (see wsc_init above). */
+    lib = dlopen(lib_path, RTLD_NOW | RTLD_NOLOAD);
+    printf("round %d: %s after dlclose\n", round, lib ? "still mapped" : "unmapped");
+    if (lib)
+        dlclose(lib);
     return ok;
 }
 
@@ -195,7 +217,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "round %d failed\n", round);
             return 1;
         }
-    threads = thread_count();
+    threads = threads_settled(1);
     printf("%d reloads done, %d thread(s) left%s\n", reloads, threads,
            threads == 1 ? ": only main" : "");
     return threads == 1 ? 0 : 1;
