@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1296,6 +1297,41 @@ static void test_peer_vanishes(void)
     rec_destroy(&r);
 }
 
+/* ---- the process runs out of file descriptors: an error, never a crash */
+
+static void test_out_of_file_descriptors(void)
+{
+    struct rlimit saved, lim;
+    wsc_callbacks cb = rec_callbacks();
+    struct rec r;
+    wsc_status st;
+    wsc_id id = 0;
+    int lowest_free = dup(0);
+    close(lowest_free);
+    getrlimit(RLIMIT_NOFILE, &saved);
+    lim = saved;
+    lim.rlim_cur = (rlim_t)lowest_free; /* no new descriptor can be made */
+    if (!CHECK(setrlimit(RLIMIT_NOFILE, &lim) == 0))
+        return;
+    st = wsc_connect(ECHO, NULL, &cb, NULL, &id);
+    lim.rlim_cur = (rlim_t)lowest_free + 1; /* one: the connection's eventfd, not its socket */
+    setrlimit(RLIMIT_NOFILE, &lim);
+    CHECK(st != WSC_OK && id == 0);
+    CHECK(wsc_last_error()[0] != '\0');
+    printf("  no descriptor left: %s (%s)\n", wsc_status_str(st), wsc_last_error());
+    rec_init(&r);
+    st = rec_connect(&r, ECHO, NULL);
+    if (st == WSC_OK) { /* then the socket cannot be made: the connection fails */
+        rec_finished(&r);
+        CHECK(r.errors == 1 && r.opens == 0);
+        rec_check_rules(&r);
+    }
+    rec_destroy(&r);
+    setrlimit(RLIMIT_NOFILE, &saved);
+    if (open_echo(&r, NULL)) /* and everything works again */
+        close_and_finish(&r);
+}
+
 /* ---- shutdown and init */
 
 static void shutdown_from_callback(struct rec *r, wsc_id id)
@@ -1948,6 +1984,7 @@ static const struct test tests[] = {
     T(test_no_message_after_close),
     T(test_callbacks_never_concurrent),
     T(test_peer_vanishes),
+    T(test_out_of_file_descriptors),
     T(test_shutdown_from_callback),
     T(test_shutdown_then_init),
     T(test_connect_close_cycles),
