@@ -8,6 +8,25 @@ use std::time::Duration;
 
 type Rows = Vec<Result<Series, String>>;
 
+/// What a reader needs to know to trust (or doubt) the figures.
+const HOW: [&str; 7] = [
+    "Peer: the benchmark binary in a second process (`--peer`), blocking tungstenite, one thread \
+     per connection, on 127.0.0.1; scale connections go to an epoll listener in the same process.",
+    "tungstenite baseline: the same peer and placement; it reads through the same 16 KiB buffer as \
+     wsc's default, so ratios show the engine's cost, not a buffer size. Ping-pong: `send` + `read` \
+     in one thread. Streaming: a writer and a reader thread on clones of the socket. Scale: one \
+     thread holding every socket.",
+    "CPU is `getrusage(RUSAGE_SELF)` user + system of the client process (every thread), per round \
+     trip or message; ratios above 1 cost more.",
+    "Targets, from the issue: ratio ≥ 0.95 and CPU ≤ 1.10× when sending from inside the callback; \
+     ≥ 0.85 (0.90 at 64 KiB) and ≤ 2× across threads; ≥ 0.90 for streaming and receive-only.",
+    "Streaming MB/s counts echoed payload once; receive-only counts pushed payload.",
+    "Scale: each figure is from a fresh client process; RSS (VmRSS), threads and fds are deltas \
+     over the process before connecting, per connection; idle CPU and wake-ups are summed from \
+     every thread but the sleeping main one (/proc/self/task/*/schedstat).",
+    "wss setup: the tungstenite loop builds its TLS connector once; wsc builds it per connection.",
+];
+
 pub struct Report {
     machine: String,
     load_start: String,
@@ -273,6 +292,10 @@ impl Report {
             if self.quick { " **--quick: tiny counts, figures mean nothing.**" } else { "" }
         );
         self.print_tables(c_twin);
+        println!("How it is measured:");
+        for n in HOW {
+            println!("- {n}");
+        }
         for n in &self.notes {
             println!("- {n}");
         }
