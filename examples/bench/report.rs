@@ -24,7 +24,7 @@ const HOW: [&str; 7] = [
     "Scale: each figure is from a fresh client process; RSS (VmRSS), threads and fds are deltas \
      over the process before connecting, per connection; idle CPU and wake-ups are summed from \
      every thread but the sleeping main one (/proc/self/task/*/schedstat).",
-    "wss setup: the tungstenite loop builds its TLS connector once; wsc builds it per connection.",
+    "wss setup: the tungstenite loop builds its TLS connector (test CA) once and reuses it.",
 ];
 
 pub struct Report {
