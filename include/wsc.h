@@ -54,7 +54,8 @@ typedef enum wsc_status {
    */
   WSC_ERR_SHUTDOWN = 7,
   /**
-   * A bug, including a caught panic.
+   * A bug, including a caught panic; or the system refused a resource
+   * (file descriptors, threads): wsc_last_error() says which.
    */
   WSC_ERR_INTERNAL = 8,
   /**
@@ -254,7 +255,8 @@ enum wsc_status wsc_get_protocol(wsc_id id, char *buf, size_t buf_len);
 /**
  * Blocks the calling thread until the connection has finished or
  * `timeout_ms` passes: WSC_OK once finished (the terminal callback has
- * returned), WSC_ERR_TIMEOUT otherwise. Must not be called from the
+ * returned; also for an id that finished earlier), WSC_ERR_TIMEOUT
+ * otherwise, WSC_ERR_UNKNOWN_ID for an id that was never issued. Must not be called from the
  * connection's own callbacks (it would wait for itself: WSC_ERR_TIMEOUT).
  */
 enum wsc_status wsc_wait(wsc_id id, uint32_t timeout_ms);

@@ -52,6 +52,11 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// True if `id` was handed out at some point (finished or not).
+    pub(crate) fn was_issued(&self, id: u64) -> bool {
+        id != 0 && id < self.next_id.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn check_running(&self) -> Result<(), Error> {
         if self.shut_down.load(Ordering::SeqCst) {
             Err(Error::Shutdown)

@@ -235,12 +235,14 @@ pub unsafe extern "C" fn wsc_get_protocol(id: wsc_id, buf: *mut c_char, buf_len:
 
 /// Blocks the calling thread until the connection has finished or
 /// `timeout_ms` passes: WSC_OK once finished (the terminal callback has
-/// returned), WSC_ERR_TIMEOUT otherwise. Must not be called from the
+/// returned; also for an id that finished earlier), WSC_ERR_TIMEOUT
+/// otherwise, WSC_ERR_UNKNOWN_ID for an id that was never issued. Must not be called from the
 /// connection's own callbacks (it would wait for itself: WSC_ERR_TIMEOUT).
 #[no_mangle]
 pub extern "C" fn wsc_wait(id: wsc_id, timeout_ms: u32) -> wsc_status {
     call(|| match crate::registry::registry().get(id) {
-        None => Ok(()),
         Some(conn) => conn.wait(Duration::from_millis(u64::from(timeout_ms))),
+        None if crate::registry::registry().was_issued(id) => Ok(()),
+        None => Err(Error::UnknownId),
     })
 }

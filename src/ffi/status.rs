@@ -27,7 +27,8 @@ pub enum wsc_status {
     WSC_ERR_UNKNOWN_HANDLER = 6,
     /// wsc_shutdown() has run.
     WSC_ERR_SHUTDOWN = 7,
-    /// A bug, including a caught panic.
+    /// A bug, including a caught panic; or the system refused a resource
+    /// (file descriptors, threads): wsc_last_error() says which.
     WSC_ERR_INTERNAL = 8,
     /// wsc_shutdown: not every worker thread has exited.
     WSC_ERR_TIMEOUT = 9,
