@@ -3,6 +3,7 @@
 #   tests/interop/venv          Python `websockets` 17.x (requirements.txt)
 #   tests/interop/node_modules  Node `ws` 8.x (package.json)
 #   tests/interop/certs         the test PKI (gen-certs.sh)
+#   websocat                    `cargo install websocat` (for tests/load.rs)
 # Idempotent: re-running only fills in what is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,5 +19,12 @@ if ! node -e 'process.exit(require("ws/package.json").version.startsWith("8.") ?
   npm install --no-audit --no-fund --no-package-lock --loglevel=error
 fi
 ./gen-certs.sh "$here/certs" >/dev/null
+# websocat for tests/load.rs (mirror: echo). Compiles for a few minutes, once.
+websocat=$(command -v websocat || echo "${CARGO_HOME:-$HOME/.cargo}/bin/websocat")
+if [[ ! -x $websocat ]]; then
+  echo "interop: cargo install websocat (compiles for a few minutes, once)"
+  cargo install websocat --locked --quiet ||
+    echo "interop: WARNING: cargo install websocat failed: tests/load.rs fails with CI=true, skips otherwise" >&2
+fi
 echo "interop: websockets $(venv/bin/python -c 'import websockets; print(websockets.__version__)')," \
   "ws $(node -p 'require("ws/package.json").version'), certificates in tests/interop/certs"
