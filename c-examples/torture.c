@@ -17,7 +17,8 @@
  * its contract does not allow; every connection gets exactly one terminal
  * callback and nothing after it; callbacks of one connection never overlap;
  * afterwards wsc_shutdown returns WSC_OK, every id answers
- * WSC_ERR_UNKNOWN_ID, and no thread but main is left (/proc/self/task).
+ * WSC_ERR_UNKNOWN_ID, no thread but main is left (/proc/self/task) and no
+ * file descriptor is left open (/proc/self/fd).
  *
  * Built and run by tests/torture/run.sh (also under helgrind / drd).
  */
@@ -128,26 +129,26 @@ static void poke(wsc_id id, unsigned *seed)
     static const uint8_t blob[1024];
     wsc_state state;
     size_t bytes;
-    unsigned r = rand_r(seed) % 100;
-    if (r < 30)
+    unsigned r = rand_r(seed) % 1000;
+    if (r < 300)
         check("wsc_send", id, wsc_send(id, "torture"), SENDING);
-    else if (r < 45)
+    else if (r < 450)
         check("wsc_send_binary", id, wsc_send_binary(id, blob, rand_r(seed) % sizeof blob), SENDING);
-    else if (r < 48)
+    else if (r < 480)
         check("wsc_send_text(bad UTF-8)", id, wsc_send_text(id, bad_utf8, 2), REFUSED);
-    else if (r < 49)
+    else if (r < 482)
         check("wsc_close", id, wsc_close(id), ON_ID | S(WSC_ERR_CLOSED));
-    else if (r < 50)
+    else if (r < 484)
         check("wsc_close_with", id, wsc_close_with(id, 4000, "bye"), ON_ID | S(WSC_ERR_CLOSED));
-    else if (r < 52)
+    else if (r < 494)
         check("wsc_close_with(1001)", id, wsc_close_with(id, 1001, NULL), REFUSED);
-    else if (r < 67)
+    else if (r < 644)
         check("wsc_message_complete", id, wsc_message_complete(id), ON_ID);
-    else if (r < 77)
+    else if (r < 744)
         check("wsc_set_flow_control", id, wsc_set_flow_control(id, rand_r(seed) % 2), ON_ID);
-    else if (r < 87)
+    else if (r < 844)
         check("wsc_get_state", id, wsc_get_state(id, &state), ON_ID);
-    else if (r < 97)
+    else if (r < 944)
         check("wsc_buffered_amount", id, wsc_buffered_amount(id, &bytes), ON_ID);
     else
         check("wsc_send(NULL)", id, wsc_send(id, NULL), REFUSED);
@@ -255,8 +256,9 @@ static void *app_thread(void *arg)
             maybe_connect(&seed);
         else
             poke(pick(&seed), &seed);
-        if (rand_r(&seed) % 64 == 0)
-            sched_yield();
+        /* Pacing, so that connections get to open between the closes. */
+        struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
     }
     return NULL;
 }
@@ -277,10 +279,10 @@ static int silent_listener(int *port)
     return fd;
 }
 
-static int count_threads(void)
+static int count_dir(const char *path)
 {
     int n = 0;
-    DIR *d = opendir("/proc/self/task");
+    DIR *d = opendir(path);
     struct dirent *e;
     while (d && (e = readdir(d)))
         n += e->d_name[0] != '.';
@@ -331,8 +333,9 @@ int main(int argc, char **argv)
     }
     const char *base = argv[1];
     int seconds = atoi(argv[2]), n_threads = atoi(argv[3]);
-    int threads_at_start = count_threads(), silent_port = 0;
+    int threads_at_start = count_dir("/proc/self/task"), silent_port = 0;
     int silent = silent_listener(&silent_port);
+    int fds_at_start = count_dir("/proc/self/fd");
     conns = calloc(MAX_CONNS, sizeof *conns);
     if (silent < 0 || !conns || n_threads < 1 || n_threads > 64) {
         fprintf(stderr, "setup failed\n");
@@ -366,14 +369,16 @@ int main(int argc, char **argv)
             check("final wsc_close", conns[i].id, wsc_close(conns[i].id), ON_ID | S(WSC_ERR_CLOSED));
     int all_ended = wait_all_ended(30);
     wsc_status st = wsc_shutdown(10000);
-    int threads_left = count_threads();
-    int failures = verify() + (n_bad > 0) + !all_ended + (st != WSC_OK) + (threads_left != threads_at_start);
+    int threads_left = count_dir("/proc/self/task"), fds_left = count_dir("/proc/self/fd");
+    int failures = verify() + (n_bad > 0) + !all_ended + (st != WSC_OK) + (threads_left != threads_at_start) +
+                   (fds_left != fds_at_start);
 
     printf("torture: %d threads, %d s: %zu connections (%lu opened), %lu calls, %lu messages, "
            "%lu on_close, %lu on_error\n",
            n_threads, seconds, n_conns, n_opened, n_calls, n_messages, n_closes, n_errors);
-    printf("torture: all ended: %s, wsc_shutdown: %s, threads %d -> %d, bad statuses: %lu\n",
-           all_ended ? "yes" : "NO", wsc_status_str(st), threads_at_start, threads_left, n_bad);
+    printf("torture: all ended: %s, wsc_shutdown: %s, threads %d -> %d, fds %d -> %d, bad statuses: %lu\n",
+           all_ended ? "yes" : "NO", wsc_status_str(st), threads_at_start, threads_left, fds_at_start, fds_left,
+           n_bad);
     wsc_options_free(options);
     close(silent);
     free(conns);
