@@ -133,11 +133,12 @@ impl Dial<'_> {
                     attempt = mid.handshake();
                 }
                 Err(TlsHandshakeError::Failure(e)) => {
+                    let why = tls_failure(&e.to_string());
                     return Err(ConnectionError::new(
                         ErrorKind::Tls,
-                        format!("TLS handshake with '{host}' failed: {e}"),
+                        format!("TLS handshake with '{host}' failed: {why} [{e}]"),
                     )
-                    .into())
+                    .into());
                 }
             }
         }
@@ -176,6 +177,22 @@ impl Dial<'_> {
             }
         }
     }
+}
+
+/// A plain phrase for OpenSSL's verification result, which it buries at the
+/// end of a long error string.
+fn tls_failure(openssl: &str) -> &'static str {
+    const CAUSES: &[(&str, &str)] = &[
+        ("hostname mismatch", "the certificate is for another host name"),
+        ("IP address mismatch", "the certificate is for another IP address"),
+        ("certificate has expired", "the certificate has expired"),
+        ("certificate is not yet valid", "the certificate is not yet valid"),
+        ("unable to get local issuer certificate", "the certificate is not trusted (unknown issuer)"),
+        ("self-signed certificate", "the certificate is not trusted (self-signed)"),
+        ("certificate verify failed", "the certificate could not be verified"),
+        ("wrong version number", "the server does not speak TLS on this port"),
+    ];
+    CAUSES.iter().find(|(needle, _)| openssl.contains(needle)).map_or("TLS negotiation failed", |(_, why)| why)
 }
 
 fn upgrade_error(e: tungstenite::Error) -> ConnectionError {

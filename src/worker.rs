@@ -44,6 +44,9 @@ enum Terminal {
     Failed(ConnectionError),
 }
 
+/// How long a failed connection waits for the peer to close after our Close.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// How many bytes of queued messages to hand to tungstenite before flushing.
 const WRITE_BATCH: usize = 256 << 10;
 
@@ -215,7 +218,7 @@ impl Session {
             }
         };
         if let Terminal::Failed(e) = &end {
-            self.fail_politely(e);
+            self.fail_politely(w, e);
         }
         end
     }
@@ -404,7 +407,7 @@ impl Session {
 
     /// Fails the connection as RFC 6455 asks: a Close frame with the reason
     /// code where it makes sense, then the socket is dropped.
-    fn fail_politely(&mut self, e: &ConnectionError) {
+    fn fail_politely(&mut self, w: &Worker, e: &ConnectionError) {
         let code = match e.kind() {
             ErrorKind::Protocol if e.message().contains("UTF-8") => CloseCode::Invalid,
             ErrorKind::Protocol => CloseCode::Protocol,
@@ -415,6 +418,29 @@ impl Session {
         if self.ws.can_write() {
             let _ = self.ws.close(Some(CloseFrame { code, reason: "".into() }));
             let _ = self.ws.flush();
+        }
+        self.linger(&w.conn.shared().waker);
+    }
+
+    /// Half-closes, then discards what the peer still sends until it closes
+    /// or a short deadline passes. Closing a socket with unread data makes
+    /// Linux send a reset, and the peer would lose our Close frame.
+    fn linger(&self, waker: &crate::waker::Waker) {
+        // SAFETY: shutdown and recv on our own open socket, into a local buffer.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
+        let deadline = Instant::now() + LINGER.min(self.close_timeout);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            waker.wait(self.fd, Interest { read: true, write: false }, Some(deadline));
+            loop {
+                let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                if n == 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock) {
+                    return; // the peer closed too (or the socket failed)
+                }
+                if n < 0 {
+                    break;
+                }
+            }
         }
     }
 
