@@ -127,7 +127,12 @@ impl Report {
             (true, true) => " ✓",
             (true, false) => " ✗",
         };
-        format!("{} ({bound}{target:.2}){mark}", num(ratio))
+        // A miss that rounds to the target shows one more digit.
+        let shown = match format!("{ratio:.2}") == format!("{target:.2}") {
+            true => format!("{ratio:.3}"),
+            false => num(ratio),
+        };
+        format!("{shown} ({bound}{target:.2}){mark}")
     }
 
     fn failed(rows: &mut Vec<String>, label: String, err: &str, cols: usize) {
