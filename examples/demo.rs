@@ -2,11 +2,22 @@
 //! in each API style, close cleanly. No internet needed.
 //!
 //!     cargo run --example demo
+//!     cargo run --example demo -- --serve [PORT]   # only the local demo server
+//!                                                  # (default port 8080), until killed
 
 use std::time::Duration;
 use wsc::{Builder, Event, Message};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve") {
+        let port = args.get(1).map_or("8080", String::as_str);
+        let server = wsc::server::EchoServer::start(&format!("127.0.0.1:{port}"))?;
+        println!("local demo server: {}", server.url("my-endpoint"));
+        loop {
+            std::thread::park();
+        }
+    }
     let server = wsc::server::EchoServer::start("127.0.0.1:0")?;
     let url = server.url("demo");
     println!("embedded echo server at {url}");
