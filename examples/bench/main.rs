@@ -31,6 +31,7 @@ use report::Report;
 use stats::Series;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Message counts and repetitions; `--quick` only checks that it all works.
@@ -258,8 +259,15 @@ fn bench(a: Args) -> Result<(), String> {
     }
     drop(peer);
     report.print(a.c_bench.is_some());
-    Ok(())
+    match FAILURES.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        n => Err(format!("{n} measurement(s) failed (see the table); targets never fail the run")),
+    }
 }
+
+/// Measurements that could not be taken: the exit status reports them, so CI
+/// notices a benchmark that stopped working (missed targets are not failures).
+static FAILURES: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `f` for each variant, `reps` times round-robin, after one unrecorded
 /// warm-up round; failures are kept as the row's note.
@@ -284,6 +292,7 @@ fn alternate<V: Copy + std::fmt::Debug>(
                 Ok(figures) => series.push(&figures),
                 Err(e) => {
                     eprintln!("  {what} {v:?}: {e}");
+                    FAILURES.fetch_add(1, Ordering::SeqCst);
                     out[i] = Err(e);
                 }
             }

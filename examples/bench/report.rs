@@ -304,8 +304,13 @@ impl Report {
         for n in &self.notes {
             println!("- {n}");
         }
+        let sections = [&self.pingpong, &self.stream, &self.push, &self.setup, &self.scale];
+        let failed = sections.iter().any(|rows| rows.iter().any(|r| r.contains("| failed:")));
+        if failed {
+            println!("\nSome measurements failed: see the rows marked failed.");
+        }
         if self.misses.is_empty() {
-            println!("\nEvery target met.");
+            println!("\nEvery target met{}.", if failed { " by the rows measured" } else { "" });
         } else {
             println!("\nTargets missed:");
             for m in &self.misses {
