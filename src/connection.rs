@@ -9,6 +9,7 @@
 
 use crate::error::{ConnectionError, Error};
 use crate::event::{Event, Message};
+use crate::gate::Outstanding;
 use crate::options::Options;
 use crate::registry::registry;
 use crate::target::Target;
@@ -16,7 +17,7 @@ use crate::waker::Waker;
 use crate::worker::{self, Control, Queues};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tungstenite::{Bytes, Utf8Bytes};
@@ -48,6 +49,10 @@ pub(crate) struct Shared {
     pub(crate) waker: Waker,
     buffered: AtomicUsize,
     max_buffered: usize,
+    /// Bumped after every queued command, so the worker's hot path (right
+    /// after a callback) can skip its queues when nothing was queued.
+    activity: AtomicU64,
+    pub(crate) outstanding: Arc<Outstanding>,
     protocol: OnceLock<String>,
     finished: Mutex<bool>,
     finished_changed: Condvar,
@@ -90,6 +95,17 @@ impl Shared {
     /// True if `close` arrived while connecting: the worker abandons the handshake.
     pub(crate) fn aborted(&self) -> bool {
         self.close_requested() && self.state() == Some(State::Closing)
+    }
+
+    /// Worker: a value that changes whenever a command has been queued.
+    pub(crate) fn activity(&self) -> u64 {
+        self.activity.load(Ordering::Acquire)
+    }
+
+    /// Handles: a command was queued; wake the worker if it sleeps.
+    fn queued(&self) {
+        self.activity.fetch_add(1, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Worker: `bytes` left the queue (written to the socket, or dropped).
@@ -195,7 +211,7 @@ impl Connection {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
             return Err(Error::UnknownId);
         }
-        s.waker.wake();
+        s.queued();
         Ok(())
     }
 
@@ -239,6 +255,7 @@ impl Connection {
         let _ =
             s.state.compare_exchange(State::Connecting as u8, State::Closing as u8, Ordering::SeqCst, Ordering::SeqCst);
         let _ = s.control.send(Control::Close { code, reason: reason.to_owned() });
+        s.activity.fetch_add(1, Ordering::Release);
         s.waker.signal();
         Ok(())
     }
@@ -253,7 +270,12 @@ impl Connection {
     /// Says the last delivered message is done; with flow control on the next
     /// one may be delivered. With no message outstanding it does nothing.
     pub fn message_complete(&self) -> Result<(), Error> {
-        self.control(Control::MessageComplete)
+        let s = &*self.shared;
+        s.state().ok_or(Error::UnknownId)?;
+        if s.outstanding.complete() {
+            s.waker.wake();
+        }
+        Ok(())
     }
 
     /// Blocks until the connection has finished (its terminal event has been
@@ -281,7 +303,7 @@ impl Connection {
         let s = &*self.shared;
         s.state().ok_or(Error::UnknownId)?;
         s.control.send(c).map_err(|_| Error::UnknownId)?;
-        s.waker.wake();
+        s.queued();
         Ok(())
     }
 }
@@ -400,6 +422,8 @@ pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink:
         control: control_tx,
         waker,
         buffered: AtomicUsize::new(0),
+        activity: AtomicU64::new(0),
+        outstanding: Arc::default(),
         max_buffered: options.max_buffered_bytes,
         protocol: OnceLock::new(),
         finished: Mutex::new(false),

@@ -7,6 +7,7 @@
 
 use crate::error::{ConnectionError, ErrorKind};
 use crate::options::Options;
+use crate::stream::{raw_fd, Stream, Tcp};
 use crate::target::Target;
 use crate::waker::{Interest, Waker};
 use native_tls::HandshakeError as TlsHandshakeError;
@@ -17,8 +18,6 @@ use std::time::Instant;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{ClientRequestBuilder, WebSocket};
-
-pub(crate) type Stream = MaybeTlsStream<TcpStream>;
 
 /// Why no WebSocket came out of the dial.
 pub(crate) enum DialError {
@@ -49,7 +48,7 @@ impl Dial<'_> {
     pub(crate) fn establish(&self) -> Result<(WebSocket<Stream>, Option<String>), DialError> {
         let addrs = self.resolve()?;
         self.check("resolving the host name")?;
-        let tcp = self.tcp(&addrs)?;
+        let tcp = Tcp::new(self.tcp(&addrs)?);
         let stream = if self.target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
         self.upgrade(stream)
     }
@@ -120,7 +119,7 @@ impl Dial<'_> {
         Ok(socket.into())
     }
 
-    fn tls(&self, tcp: TcpStream) -> Result<Stream, DialError> {
+    fn tls(&self, tcp: Tcp) -> Result<Stream, DialError> {
         let fd = tcp.as_raw_fd();
         let host = self.target.host.as_str();
         let connector = self.options.tls.connector()?;
@@ -145,11 +144,7 @@ impl Dial<'_> {
     }
 
     fn upgrade(&self, stream: Stream) -> Result<(WebSocket<Stream>, Option<String>), DialError> {
-        let fd = match &stream {
-            MaybeTlsStream::Plain(s) => s.as_raw_fd(),
-            MaybeTlsStream::NativeTls(s) => s.get_ref().as_raw_fd(),
-            _ => unreachable!("only plain and native-tls streams are built"),
-        };
+        let fd = raw_fd(&stream);
         let mut request = ClientRequestBuilder::new(self.target.uri.clone());
         for (name, value) in &self.options.headers {
             request = request.with_header(name.as_str(), value.as_str());

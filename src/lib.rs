@@ -22,6 +22,7 @@ mod gate;
 mod handler;
 mod options;
 mod registry;
+mod stream;
 mod target;
 mod tls;
 mod waker;

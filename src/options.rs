@@ -6,6 +6,8 @@ use crate::error::Error;
 use crate::tls::TlsOptions;
 use std::time::Duration;
 
+const WRITE_BUFFER: usize = 64 << 10;
+
 /// Settings for one connection. Cheap to clone; not retained after connect.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -168,14 +170,17 @@ impl Options {
 
     /// DANGER, for tests only: accept any server certificate and host name.
     pub fn danger_accept_invalid_certs(&mut self, accept: bool) -> &mut Self {
-        self.tls.danger_accept_invalid_certs = accept;
+        self.tls.danger_accept_invalid_certs(accept);
         self
     }
 
+    /// tungstenite's configuration. Frames collect in a write buffer of up to
+    /// 64 KiB and the worker flushes after each batch of queued messages, so
+    /// a burst of small sends becomes a few large `send(2)` calls.
     pub(crate) fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
         tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
-            .write_buffer_size(0)
+            .write_buffer_size(WRITE_BUFFER)
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
     }

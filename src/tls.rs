@@ -1,14 +1,35 @@
 //! TLS through native-tls (OpenSSL here). Certificates are read when the
 //! option is set, so a missing CA file fails the setter, not the connection.
+//!
+//! Building a connector parses the whole system CA bundle (tens of
+//! milliseconds), so it is built once per set of TLS options and shared by
+//! their clones: every default `Options` shares one, and each setter starts
+//! a fresh cache.
 
 use crate::error::{ConnectionError, Error, ErrorKind};
 use native_tls::{Certificate, Identity, TlsConnector};
+use std::sync::{Arc, OnceLock};
 
-#[derive(Clone, Default)]
+type Cache = Arc<OnceLock<TlsConnector>>;
+
+#[derive(Clone)]
 pub(crate) struct TlsOptions {
     extra_roots: Vec<Certificate>,
     identity: Option<Identity>,
-    pub(crate) danger_accept_invalid_certs: bool,
+    danger_accept_invalid_certs: bool,
+    connector: Cache,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        static DEFAULT: OnceLock<Cache> = OnceLock::new();
+        TlsOptions {
+            extra_roots: Vec::new(),
+            identity: None,
+            danger_accept_invalid_certs: false,
+            connector: DEFAULT.get_or_init(Cache::default).clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -26,6 +47,11 @@ fn read(path: &str, what: &str) -> Result<Vec<u8>, Error> {
 }
 
 impl TlsOptions {
+    pub(crate) fn danger_accept_invalid_certs(&mut self, accept: bool) {
+        self.danger_accept_invalid_certs = accept;
+        self.connector = Cache::default();
+    }
+
     pub(crate) fn add_ca_file(&mut self, path: &str) -> Result<(), Error> {
         let pem = read(path, "CA file")?;
         let certs = Certificate::stack_from_pem(&pem)
@@ -34,6 +60,7 @@ impl TlsOptions {
             return Err(Error::InvalidArgument(format!("'{path}' holds no PEM certificate")));
         }
         self.extra_roots.extend(certs);
+        self.connector = Cache::default();
         Ok(())
     }
 
@@ -43,10 +70,20 @@ impl TlsOptions {
         let identity = Identity::from_pkcs8(&cert, &key)
             .map_err(|e| Error::InvalidArgument(format!("bad client certificate or key: {e}")))?;
         self.identity = Some(identity);
+        self.connector = Cache::default();
         Ok(())
     }
 
+    /// The connector for these options, built on first use.
     pub(crate) fn connector(&self) -> Result<TlsConnector, ConnectionError> {
+        if let Some(c) = self.connector.get() {
+            return Ok(c.clone());
+        }
+        let built = self.build()?;
+        Ok(self.connector.get_or_init(|| built).clone())
+    }
+
+    fn build(&self) -> Result<TlsConnector, ConnectionError> {
         let mut b = TlsConnector::builder();
         for cert in &self.extra_roots {
             b.add_root_certificate(cert.clone());

@@ -10,16 +10,17 @@
 //! [`Terminal`], delivered last.
 
 use crate::connection::{Connection, Sink};
-use crate::dial::{Dial, DialError, Stream};
+use crate::dial::{Dial, DialError};
 use crate::error::{ConnectionError, ErrorKind};
 use crate::event::{Event, Message};
 use crate::gate::Gate;
 use crate::options::Options;
 use crate::registry::registry;
+use crate::stream::{raw_fd, Stream};
 use crate::target::Target;
 use crate::waker::Interest;
 use crossbeam_channel::Receiver;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -30,7 +31,6 @@ use tungstenite::WebSocket;
 pub(crate) enum Control {
     Close { code: u16, reason: String },
     SetFlow(bool),
-    MessageComplete,
 }
 
 pub(crate) struct Queues {
@@ -51,8 +51,8 @@ const LINGER: Duration = Duration::from_secs(1);
 const WRITE_BATCH: usize = 256 << 10;
 
 pub(crate) fn run(conn: Connection, target: Target, options: Options, sink: Sink, queues: Queues) {
-    let mut worker = Worker { conn, sink, options, queues, gate: Gate::default() };
-    worker.gate = Gate::new(worker.options.flow_control);
+    let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
+    let mut worker = Worker { conn, sink, options, queues, gate };
     let end = worker.connect_and_serve(&target);
     worker.finish(end);
 }
@@ -122,7 +122,6 @@ impl Worker {
         while let Ok(c) = self.queues.control.try_recv() {
             match c {
                 Control::SetFlow(on) => self.gate.set_enabled(on),
-                Control::MessageComplete => self.gate.complete(),
                 Control::Close { code, reason } => {
                     close = Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() })
                 }
@@ -179,6 +178,8 @@ struct Session {
     read_ready: bool,
     /// A pong or Close reply may be waiting in tungstenite.
     needs_flush: bool,
+    /// `Shared::activity` when the queues were last drained.
+    seen_activity: u64,
     closing: Closing,
     keepalive: Option<Keepalive>,
     close_timeout: Duration,
@@ -186,11 +187,7 @@ struct Session {
 
 impl Session {
     fn new(ws: WebSocket<Stream>, options: &Options) -> Session {
-        let fd = match ws.get_ref() {
-            tungstenite::stream::MaybeTlsStream::Plain(s) => s.as_raw_fd(),
-            tungstenite::stream::MaybeTlsStream::NativeTls(s) => s.get_ref().as_raw_fd(),
-            _ => unreachable!("only plain and native-tls streams are built"),
-        };
+        let fd = raw_fd(ws.get_ref());
         let keepalive = options.ping_interval.map(|interval| Keepalive {
             interval,
             timeout: options.pong_timeout,
@@ -205,6 +202,7 @@ impl Session {
             write_ready: false,
             read_ready: true,
             needs_flush: false,
+            seen_activity: 0,
             closing: Closing::No,
             keepalive,
             close_timeout: options.close_timeout,
@@ -233,6 +231,7 @@ impl Session {
     }
 
     fn control(&mut self, w: &mut Worker) {
+        self.seen_activity = w.conn.shared().activity();
         if let Some(frame) = w.take_control() {
             if matches!(self.closing, Closing::No) {
                 self.closing = Closing::Requested { frame, deadline: Instant::now() + self.close_timeout };
@@ -364,6 +363,9 @@ impl Session {
         w.gate.take();
         w.deliver(Event::Message(message))?;
         // Send what the callback queued before reading on (ping-pong latency).
+        if w.conn.shared().activity() == self.seen_activity {
+            return Ok(());
+        }
         self.control(w);
         self.write(w)
     }
@@ -513,12 +515,15 @@ impl Session {
 
     /// Sleeps until the socket, a command or a timer needs the worker.
     fn sleep(&mut self, w: &mut Worker) {
-        let reading = self.wants_read(w);
-        if reading && self.read_ready {
-            return; // the gate just opened: buffered data may be waiting
-        }
         let waker = &w.conn.shared().waker;
         waker.prepare_sleep();
+        // Everything below is re-checked after announcing sleep, so a
+        // `message_complete` or send racing with us is never missed.
+        let reading = self.wants_read(w);
+        if reading && self.read_ready {
+            waker.cancel_sleep();
+            return; // the gate just opened: buffered data may be waiting
+        }
         let more_to_write = !self.write_blocked && !w.queues.data.is_empty();
         let close_due = matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked;
         if more_to_write || close_due || !w.queues.control.is_empty() {
