@@ -48,7 +48,9 @@ impl Waker {
 
     /// Called by any thread after queuing a command.
     pub(crate) fn wake(&self) {
-        if self.sleeping.swap(false, Ordering::SeqCst) {
+        // The plain load first keeps a busy worker's cache line shared: most
+        // sends find the worker awake and then write nothing at all.
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
             self.signal();
         }
     }
