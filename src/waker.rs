@@ -48,9 +48,7 @@ impl Waker {
 
     /// Called by any thread after queuing a command.
     pub(crate) fn wake(&self) {
-        // The plain load first keeps a busy worker's cache line shared: most
-        // sends find the worker awake and then write nothing at all.
-        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
             self.signal();
         }
     }
