@@ -87,7 +87,9 @@ fn clients_lists_every_live_connection_with_its_state_until_it_ends() {
     assert_eq!(wsc::client(a.id()).as_ref(), Some(&a));
 
     a.close().unwrap();
-    assert_eq!(wsc::client(a.id()).and_then(|c| c.info()).map(|i| i.state), Some(State::Closing));
+    // Closing from now on, until it finishes (which may already have happened).
+    let state = wsc::client(a.id()).and_then(|c| c.info()).map(|i| i.state);
+    assert!(matches!(state, Some(State::Closing) | None), "{state:?}");
     assert!(next(&events).1.is_terminal());
     a.wait(DEADLINE).unwrap();
     assert!(wsc::clients().iter().all(|c| c.id != a.id()), "a finished connection disappears");
