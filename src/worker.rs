@@ -40,8 +40,12 @@ pub(crate) struct Queues {
 
 /// How a connection ended: the last event it reports.
 enum Terminal {
-    Closed { code: u16, reason: String },
-    Failed(ConnectionError),
+    Closed {
+        code: u16,
+        reason: String,
+    },
+    /// With the close code to send the peer, when RFC 6455 asks for one.
+    Failed(ConnectionError, Option<CloseCode>),
 }
 
 /// How long a failed connection waits for the peer to close after our Close.
@@ -79,7 +83,7 @@ impl Worker {
         let (ws, protocol) = match dial.establish() {
             Ok(open) => open,
             Err(DialError::Aborted) => return closed_while_connecting(),
-            Err(DialError::Failed(e)) => return Terminal::Failed(e),
+            Err(DialError::Failed(e)) => return Terminal::Failed(e, None),
         };
         if !shared.mark_open(protocol) {
             return closed_while_connecting();
@@ -100,7 +104,8 @@ impl Worker {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".into());
-            Terminal::Failed(ConnectionError::new(ErrorKind::Callback, format!("a callback panicked: {what}")))
+            let error = ConnectionError::new(ErrorKind::Callback, format!("a callback panicked: {what}"));
+            Terminal::Failed(error, Some(CloseCode::Error))
         })
     }
 
@@ -109,7 +114,7 @@ impl Worker {
         self.conn.shared().mark_closing();
         let event = match end {
             Terminal::Closed { code, reason } => Event::Close { code, reason },
-            Terminal::Failed(e) => Event::Error(e),
+            Terminal::Failed(e, _) => Event::Error(e),
         };
         let _ = self.deliver(event);
         registry().remove(self.conn.id());
@@ -215,8 +220,8 @@ impl Session {
                 break end;
             }
         };
-        if let Terminal::Failed(e) = &end {
-            self.fail_politely(w, e);
+        if let Terminal::Failed(_, Some(code)) = &end {
+            self.fail_politely(w, *code);
         }
         end
     }
@@ -264,14 +269,9 @@ impl Session {
             }
             self.in_flight += len;
             self.needs_flush = true;
-            match self.ws.write(msg) {
-                Ok(()) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.write_blocked = true;
-                    self.write_ready = false;
-                    return Ok(());
-                }
-                Err(e) => return Err(self.failure(w, e)),
+            let r = self.ws.write(msg);
+            if !self.written(w, r)? {
+                return Ok(());
             }
         }
         if self.needs_flush {
@@ -284,17 +284,25 @@ impl Session {
     }
 
     fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
-        match self.ws.flush() {
-            Ok(()) => {
-                w.conn.shared().unbuffer(std::mem::take(&mut self.in_flight));
-                self.write_blocked = false;
-                self.needs_flush = false;
-                Ok(())
-            }
+        let r = self.ws.flush();
+        if self.written(w, r)? {
+            w.conn.shared().unbuffer(std::mem::take(&mut self.in_flight));
+            self.write_blocked = false;
+            self.needs_flush = false;
+        }
+        Ok(())
+    }
+
+    /// A write's outcome: true if it went through. `WouldBlock` means
+    /// tungstenite kept the data and the worker waits for POLLOUT; any other
+    /// error ends the connection.
+    fn written(&mut self, w: &Worker, r: tungstenite::Result<()>) -> Result<bool, Terminal> {
+        match r {
+            Ok(()) => Ok(true),
             Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 self.write_blocked = true;
                 self.write_ready = false;
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(self.failure(w, e)),
         }
@@ -305,15 +313,8 @@ impl Session {
             return Ok(());
         };
         self.closing = Closing::Underway { deadline: Instant::now() + self.close_timeout, peer: None };
-        match self.ws.close(Some(frame)) {
-            Ok(()) => Ok(()),
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.write_blocked = true;
-                self.write_ready = false;
-                Ok(())
-            }
-            Err(e) => Err(self.failure(w, e)),
-        }
+        let r = self.ws.close(Some(frame));
+        self.written(w, r).map(drop)
     }
 
     /// Should the socket be read now? Not while the gate is shut, unless the
@@ -400,23 +401,16 @@ impl Session {
         if let Closing::Underway { peer: Some((code, reason)), .. } = &self.closing {
             return Terminal::Closed { code: *code, reason: reason.clone() };
         }
-        let err = classify(e);
+        let (err, code) = classify(e);
         if w.conn.shared().close_requested() {
             return Terminal::Closed { code: 1006, reason: err.message().to_owned() };
         }
-        Terminal::Failed(err)
+        Terminal::Failed(err, code)
     }
 
-    /// Fails the connection as RFC 6455 asks: a Close frame with the reason
-    /// code where it makes sense, then the socket is dropped.
-    fn fail_politely(&mut self, w: &Worker, e: &ConnectionError) {
-        let code = match e.kind() {
-            ErrorKind::Protocol if e.message().contains("UTF-8") => CloseCode::Invalid,
-            ErrorKind::Protocol => CloseCode::Protocol,
-            ErrorKind::MessageTooBig => CloseCode::Size,
-            ErrorKind::Callback => CloseCode::Error,
-            _ => return,
-        };
+    /// Fails the connection as RFC 6455 asks: a Close frame with the
+    /// reason's code, then the socket is dropped (after a short linger).
+    fn fail_politely(&mut self, w: &Worker, code: CloseCode) {
         if self.ws.can_write() {
             let _ = self.ws.close(Some(CloseFrame { code, reason: "".into() }));
             let _ = self.ws.flush();
@@ -482,23 +476,15 @@ impl Session {
         if let Some(since) = k.waiting_since {
             if now >= since + k.timeout {
                 let ms = k.timeout.as_millis();
-                return Err(Terminal::Failed(ConnectionError::new(
-                    ErrorKind::Timeout,
-                    format!("keepalive timeout: nothing received within {ms} ms of a ping"),
-                )));
+                let why = format!("keepalive timeout: nothing received within {ms} ms of a ping");
+                return Err(Terminal::Failed(ConnectionError::new(ErrorKind::Timeout, why), None));
             }
         }
         if now >= k.next_ping {
             k.next_ping = now + k.interval;
             k.waiting_since.get_or_insert(now);
-            match self.ws.write(tungstenite::Message::Ping(Default::default())) {
-                Ok(()) => self.needs_flush = true,
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.write_blocked = true;
-                }
-                Err(e) => return Err(self.failure(w, e)),
-            }
-            if !self.write_blocked {
+            let r = self.ws.write(tungstenite::Message::Ping(Default::default()));
+            if self.written(w, r)? && !self.write_blocked {
                 self.flush(w)?;
             }
         }
@@ -544,32 +530,40 @@ impl Session {
     }
 }
 
-fn classify(e: tungstenite::Error) -> ConnectionError {
+/// What a tungstenite error means for the user, and the close code (if
+/// any) that tells the peer why we are failing the connection.
+fn classify(e: tungstenite::Error) -> (ConnectionError, Option<CloseCode>) {
     use tungstenite::error::ProtocolError as P;
     use tungstenite::Error as E;
+    let lost = |m: String| (ConnectionError::new(ErrorKind::ConnectionLost, m), None);
     match e {
         E::Io(io) => match io.kind() {
             std::io::ErrorKind::ConnectionReset
             | std::io::ErrorKind::BrokenPipe
             | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::UnexpectedEof => {
-                ConnectionError::new(ErrorKind::ConnectionLost, format!("connection lost: {io}"))
-            }
-            _ => ConnectionError::new(ErrorKind::Other, format!("I/O error: {io}")),
+            | std::io::ErrorKind::UnexpectedEof => lost(format!("connection lost: {io}")),
+            _ => (ConnectionError::new(ErrorKind::Other, format!("I/O error: {io}")), None),
         },
-        E::Protocol(P::ResetWithoutClosingHandshake) => ConnectionError::new(
-            ErrorKind::ConnectionLost,
-            "connection lost: the peer closed TCP without a closing handshake",
+        E::Protocol(P::ResetWithoutClosingHandshake) => {
+            lost("connection lost: the peer closed TCP without a closing handshake".into())
+        }
+        E::AlreadyClosed | E::ConnectionClosed => lost("connection lost: the socket is already closed".into()),
+        E::Protocol(p) => (
+            ConnectionError::new(ErrorKind::Protocol, format!("protocol violation by the peer: {p}")),
+            Some(CloseCode::Protocol),
         ),
-        E::Protocol(p) => ConnectionError::new(ErrorKind::Protocol, format!("protocol violation by the peer: {p}")),
-        E::Utf8(_) => {
-            ConnectionError::new(ErrorKind::Protocol, "protocol violation by the peer: invalid UTF-8 in a text message")
-        }
-        E::Capacity(c) => ConnectionError::new(ErrorKind::MessageTooBig, format!("incoming message too big: {c}")),
-        E::Tls(t) => ConnectionError::new(ErrorKind::Tls, format!("TLS error: {t}")),
-        E::AlreadyClosed | E::ConnectionClosed => {
-            ConnectionError::new(ErrorKind::ConnectionLost, "connection lost: the socket is already closed")
-        }
-        other => ConnectionError::new(ErrorKind::Other, format!("unexpected error: {other}")),
+        E::Utf8(_) => (
+            ConnectionError::new(
+                ErrorKind::Protocol,
+                "protocol violation by the peer: invalid UTF-8 in a text message",
+            ),
+            Some(CloseCode::Invalid),
+        ),
+        E::Capacity(c) => (
+            ConnectionError::new(ErrorKind::MessageTooBig, format!("incoming message too big: {c}")),
+            Some(CloseCode::Size),
+        ),
+        E::Tls(t) => (ConnectionError::new(ErrorKind::Tls, format!("TLS error: {t}")), None),
+        other => (ConnectionError::new(ErrorKind::Other, format!("unexpected error: {other}")), None),
     }
 }
