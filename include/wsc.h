@@ -444,7 +444,7 @@ enum wsc_status wsc_options_set_danger_accept_invalid_certs(struct wsc_options *
 enum wsc_status wsc_options_set_stack_size(struct wsc_options *o, size_t bytes);
 
 /**
- * Bytes read from the socket per system call (default 16 KiB; 1 KiB to
+ * Bytes read from the socket per system call (default 8 KiB; 1 KiB to
  * 64 MiB). Larger favours big messages, smaller many idle connections.
  */
 enum wsc_status wsc_options_set_read_buffer_size(struct wsc_options *o, size_t bytes);

@@ -2,7 +2,7 @@
 //! write it (TCP_NODELAY, one `send` + `read` per round trip, writes batched
 //! where a loop allows).
 //!
-//! It reads through the same 16 KiB buffer wsc uses by default, so a ratio
+//! It reads through the same 8 KiB buffer wsc uses by default, so a ratio
 //! shows what wsc's engine costs (its thread, queues, wake-ups and callbacks),
 //! not a buffer setting: tungstenite's own default of 128 KiB zero-fills that
 //! much before every `read(2)`, which would flatter wsc on small messages.
@@ -15,7 +15,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, Message, WebSocket};
 
 /// wsc's default `Options::read_buffer_size`.
-pub const READ_BUFFER: usize = 16 << 10;
+pub const READ_BUFFER: usize = 8 << 10;
 
 pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 

@@ -12,7 +12,7 @@ type Rows = Vec<Result<Series, String>>;
 const HOW: [&str; 7] = [
     "Peer: the benchmark binary in a second process (`--peer`), blocking tungstenite, one thread \
      per connection, on 127.0.0.1; scale connections go to an epoll listener in the same process.",
-    "tungstenite baseline: the same peer and placement; it reads through the same 16 KiB buffer as \
+    "tungstenite baseline: the same peer and placement; it reads through the same 8 KiB buffer as \
      wsc's default, so ratios show the engine's cost, not a buffer size. Ping-pong: `send` + `read` \
      in one thread. Streaming: a writer and a reader thread on clones of the socket. Scale: one \
      thread holding every socket.",

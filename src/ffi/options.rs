@@ -168,7 +168,7 @@ pub unsafe extern "C" fn wsc_options_set_stack_size(o: *mut wsc_options, bytes: 
     with(o, |opts| opts.stack_size(bytes).map(drop))
 }
 
-/// Bytes read from the socket per system call (default 16 KiB; 1 KiB to
+/// Bytes read from the socket per system call (default 8 KiB; 1 KiB to
 /// 64 MiB). Larger favours big messages, smaller many idle connections.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_options_set_read_buffer_size(o: *mut wsc_options, bytes: usize) -> wsc_status {
