@@ -54,8 +54,9 @@ pub(crate) struct Shared {
     activity: AtomicU64,
     pub(crate) outstanding: Arc<Outstanding>,
     protocol: OnceLock<String>,
-    finished: Mutex<bool>,
-    finished_changed: Condvar,
+    /// Guards the change to finished, so `wait` cannot miss the notification.
+    finishing: Mutex<()>,
+    finished: Condvar,
 }
 
 impl Shared {
@@ -82,9 +83,9 @@ impl Shared {
     }
 
     pub(crate) fn mark_finished(&self) {
+        let _guard = self.finishing.lock();
         self.state.store(FINISHED, Ordering::SeqCst);
-        *self.finished.lock() = true;
-        self.finished_changed.notify_all();
+        self.finished.notify_all();
     }
 
     /// True once the application asked to close; no message is delivered after it.
@@ -286,9 +287,9 @@ impl Connection {
             return Err(Error::Timeout("a connection cannot wait for itself from its own callback".into()));
         }
         let deadline = Instant::now() + timeout;
-        let mut finished = self.shared.finished.lock();
-        while !*finished {
-            if self.shared.finished_changed.wait_until(&mut finished, deadline).timed_out() {
+        let mut guard = self.shared.finishing.lock();
+        while self.shared.state().is_some() {
+            if self.shared.finished.wait_until(&mut guard, deadline).timed_out() {
                 return Err(Error::Timeout(format!(
                     "connection {} still running after {} ms",
                     self.id(),
@@ -426,8 +427,8 @@ pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink:
         outstanding: Arc::default(),
         max_buffered: options.max_buffered_bytes,
         protocol: OnceLock::new(),
-        finished: Mutex::new(false),
-        finished_changed: Condvar::new(),
+        finishing: Mutex::new(()),
+        finished: Condvar::new(),
     });
     let conn = Connection::from_shared(shared.clone());
     reg.insert(shared);
