@@ -93,16 +93,6 @@ fn serve(stream: TcpStream) {
             let _ = ws.read();
             let _ = socket2::SockRef::from(ws.get_ref()).set_linger(Some(Duration::ZERO));
         }
-        _ => loop {
-            match ws.read() {
-                Ok(m) if m.is_text() || m.is_binary() => {
-                    if ws.send(m).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        },
+        _ => wsc::server::echo_messages(ws),
     }
 }

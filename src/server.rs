@@ -64,9 +64,16 @@ impl Drop for EchoServer {
 
 fn echo(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let Ok(mut ws) = tungstenite::accept(stream) else {
-        return;
-    };
+    if let Ok(ws) = tungstenite::accept(stream) {
+        echo_messages(ws);
+    }
+}
+
+/// The echo loop, for servers built by hand (plain or TLS): every text and
+/// binary message goes back with a blocking write, so it stops reading while
+/// its own writes are blocked; pings are answered and the closing handshake
+/// completed by tungstenite. Returns when the connection ends.
+pub fn echo_messages<S: std::io::Read + std::io::Write>(mut ws: tungstenite::WebSocket<S>) {
     loop {
         match ws.read() {
             Ok(m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => {

@@ -116,18 +116,8 @@ pub fn echo_server() -> TcpServer {
 }
 
 /// The echo loop of [`echo_server`], for servers built by hand.
-pub fn echo<S: Read + Write>(mut ws: WebSocket<S>) {
-    loop {
-        match ws.read() {
-            Ok(m) if m.is_text() || m.is_binary() => {
-                if ws.send(m).is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => return,
-        }
-    }
+pub fn echo<S: Read + Write>(ws: WebSocket<S>) {
+    wsc::server::echo_messages(ws);
 }
 
 /// A tungstenite server that reports every message it reads (data, pings,
