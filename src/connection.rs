@@ -1,25 +1,26 @@
 //! The application's side of a connection: a cheap handle usable from any
-//! thread, and the builder that starts one.
+//! thread, and the state it shares with the worker.
 //!
 //! Every call only queues a command for the worker and wakes it, so nothing
 //! here blocks on the network and everything is safe from inside callbacks.
 //! Messages and control go through separate queues: while the socket is
 //! backed up the worker stops taking messages but still sees
 //! `message_complete`, `set_flow_control` and `close`.
+//!
+//! This module knows nothing of threads, the registry or the worker loop:
+//! `lifecycle` builds a connection and drives it from start to finish, so a
+//! handle can never be half-registered or outlive its bookkeeping.
 
-use crate::error::{ConnectionError, Error};
+use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::gate::Outstanding;
-use crate::options::Options;
-use crate::registry::registry;
-use crate::target::Target;
-use crate::waker::Waker;
-use crate::worker::{self, Control, Queues};
+use crate::waker::{deadline_in, Waker};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tungstenite::{Bytes, Utf8Bytes};
 
 /// Where a connection is in its life. A finished connection has no state:
@@ -36,6 +37,35 @@ const FINISHED: u8 = 3;
 
 /// Receives every event of one connection, on its worker thread.
 pub(crate) type Sink = Box<dyn FnMut(&Connection, Event) + Send>;
+
+/// Commands that must reach the worker even while the socket is backed up.
+pub(crate) enum Control {
+    Close { code: u16, reason: String },
+    SetFlow(bool),
+}
+
+/// The worker's ends of a connection's two queues.
+pub(crate) struct Queues {
+    pub(crate) data: Receiver<tungstenite::Message>,
+    pub(crate) control: Receiver<Control>,
+}
+
+thread_local! {
+    /// The id of the connection whose worker runs on this thread (0: none).
+    /// A `const` `Cell` has no destructor, so it answers even while the
+    /// thread's other thread-locals are being destroyed.
+    static CURRENT_WORKER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The id of the connection whose worker thread is calling, if any.
+pub(crate) fn current_worker() -> Option<u64> {
+    CURRENT_WORKER.try_with(Cell::get).ok().filter(|&id| id != 0)
+}
+
+/// Marks the calling thread as the worker of connection `id`.
+pub(crate) fn set_current_worker(id: u64) {
+    let _ = CURRENT_WORKER.try_with(|c| c.set(id));
+}
 
 /// State shared between the handles and the worker.
 pub(crate) struct Shared {
@@ -60,6 +90,36 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A connection in state `Connecting`, and the worker's ends of its queues.
+    pub(crate) fn new(
+        id: u64,
+        uri: &str,
+        handler: Option<String>,
+        max_buffered: usize,
+        waker: Waker,
+    ) -> (Arc<Shared>, Queues) {
+        let (data, data_rx) = unbounded();
+        let (control, control_rx) = unbounded();
+        let shared = Arc::new(Shared {
+            id,
+            uri: uri.to_owned(),
+            handler,
+            state: AtomicU8::new(State::Connecting as u8),
+            close_requested: AtomicBool::new(false),
+            data,
+            control,
+            waker,
+            buffered: AtomicUsize::new(0),
+            activity: AtomicU64::new(0),
+            outstanding: Arc::default(),
+            max_buffered,
+            protocol: OnceLock::new(),
+            finishing: Mutex::new(()),
+            finished: Condvar::new(),
+        });
+        (shared, Queues { data: data_rx, control: control_rx })
+    }
+
     pub(crate) fn state(&self) -> Option<State> {
         match self.state.load(Ordering::SeqCst) {
             0 => Some(State::Connecting),
@@ -86,6 +146,19 @@ impl Shared {
         let _guard = self.finishing.lock();
         self.state.store(FINISHED, Ordering::SeqCst);
         self.finished.notify_all();
+    }
+
+    /// Settles the terminal event, atomically with `close`: from here on
+    /// `close` is refused (`Closed`), and if the application's `close` got in
+    /// first, a failure is reported as it asked, as `Close` 1006 (a browser
+    /// does the same). So once `close` has returned `Ok`, the end is `Close`.
+    pub(crate) fn conclude(&self, end: Event) -> Event {
+        let closed_by_application = self.close_requested.swap(true, Ordering::SeqCst);
+        self.mark_closing();
+        match end {
+            Event::Error(e) if closed_by_application => Event::Close { code: 1006, reason: e.message().to_owned() },
+            other => other,
+        }
     }
 
     /// True once the application asked to close; no message is delivered after it.
@@ -283,12 +356,16 @@ impl Connection {
     /// delivered) or `timeout` passes ([`Error::Timeout`]). From the
     /// connection's own callbacks it would wait for itself: `Timeout` at once.
     pub fn wait(&self, timeout: Duration) -> Result<(), Error> {
-        if crate::registry::current_worker() == Some(self.id()) {
+        if current_worker() == Some(self.id()) {
             return Err(Error::Timeout("a connection cannot wait for itself from its own callback".into()));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_in(timeout);
         let mut guard = self.shared.finishing.lock();
         while self.shared.state().is_some() {
+            let Some(deadline) = deadline else {
+                self.shared.finished.wait(&mut guard);
+                continue;
+            };
             if self.shared.finished.wait_until(&mut guard, deadline).timed_out() {
                 return Err(Error::Timeout(format!(
                     "connection {} still running after {} ms",
@@ -307,138 +384,4 @@ impl Connection {
         s.queued();
         Ok(())
     }
-}
-
-type OnOpen = Box<dyn FnMut(&Connection) + Send>;
-type OnMessage = Box<dyn FnMut(&Connection, Message) + Send>;
-type OnError = Box<dyn FnMut(&Connection, &ConnectionError) + Send>;
-type OnClose = Box<dyn FnMut(&Connection, u16, &str) + Send>;
-
-/// Starts a connection, callback style (the App Services `WebsocketClient`):
-///
-/// ```no_run
-/// let conn = wsc::Builder::new("ws://127.0.0.1:9001/")
-///     .on_open(|c| { c.send("hello").unwrap(); })
-///     .on_message(|c, msg| { println!("{:?}", msg.as_text()); c.close().unwrap(); })
-///     .on_close(|_, code, reason| println!("closed {code} {reason}"))
-///     .on_error(|_, err| eprintln!("failed: {err}"))
-///     .connect()
-///     .unwrap();
-/// ```
-///
-/// Callbacks run on the connection's worker thread, one at a time, in order.
-/// Exactly one of `on_error` / `on_close` runs, last.
-pub struct Builder {
-    uri: String,
-    options: Options,
-    on_open: Option<OnOpen>,
-    on_message: Option<OnMessage>,
-    on_error: Option<OnError>,
-    on_close: Option<OnClose>,
-}
-
-impl Builder {
-    /// A connection to `uri` (`ws://` or `wss://`) with default options.
-    pub fn new(uri: impl Into<String>) -> Builder {
-        Builder {
-            uri: uri.into(),
-            options: Options::default(),
-            on_open: None,
-            on_message: None,
-            on_error: None,
-            on_close: None,
-        }
-    }
-
-    pub fn options(mut self, options: Options) -> Self {
-        self.options = options;
-        self
-    }
-
-    pub fn on_open(mut self, f: impl FnMut(&Connection) + Send + 'static) -> Self {
-        self.on_open = Some(Box::new(f));
-        self
-    }
-
-    pub fn on_message(mut self, f: impl FnMut(&Connection, Message) + Send + 'static) -> Self {
-        self.on_message = Some(Box::new(f));
-        self
-    }
-
-    pub fn on_error(mut self, f: impl FnMut(&Connection, &ConnectionError) + Send + 'static) -> Self {
-        self.on_error = Some(Box::new(f));
-        self
-    }
-
-    pub fn on_close(mut self, f: impl FnMut(&Connection, u16, &str) + Send + 'static) -> Self {
-        self.on_close = Some(Box::new(f));
-        self
-    }
-
-    /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
-    pub fn connect(self) -> Result<Connection, Error> {
-        let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close } = self;
-        let sink: Sink = Box::new(move |c, ev| match ev {
-            Event::Open => on_open.as_mut().map_or((), |f| f(c)),
-            Event::Message(m) => on_message.as_mut().map_or((), |f| f(c, m)),
-            Event::Error(e) => on_error.as_mut().map_or((), |f| f(c, &e)),
-            Event::Close { code, reason } => on_close.as_mut().map_or((), |f| f(c, code, &reason)),
-        });
-        start(&uri, &options, None, sink)
-    }
-
-    /// Channel style: every event arrives on the receiver, which ends after
-    /// the terminal event, so `for ev in events { ... }` works. Callbacks set on
-    /// this builder are ignored.
-    pub fn connect_channel(self) -> Result<(Connection, Receiver<Event>), Error> {
-        let (tx, rx) = unbounded();
-        let sink: Sink = Box::new(move |_, ev| {
-            let _ = tx.send(ev);
-        });
-        Ok((start(&self.uri, &self.options, None, sink)?, rx))
-    }
-}
-
-/// Channel style with default options: `let (conn, events) = wsc::connect(uri)?;`
-pub fn connect(uri: &str) -> Result<(Connection, Receiver<Event>), Error> {
-    Builder::new(uri).connect_channel()
-}
-
-/// Registers a connection and starts its worker. Every API style ends here.
-pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink: Sink) -> Result<Connection, Error> {
-    let reg = registry();
-    reg.check_running()?;
-    let target = Target::parse(uri)?;
-    let waker = Waker::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
-    let (data_tx, data_rx) = unbounded();
-    let (control_tx, control_rx) = unbounded();
-    let id = reg.next_id();
-    let shared = Arc::new(Shared {
-        id,
-        uri: uri.to_owned(),
-        handler,
-        state: AtomicU8::new(State::Connecting as u8),
-        close_requested: AtomicBool::new(false),
-        data: data_tx,
-        control: control_tx,
-        waker,
-        buffered: AtomicUsize::new(0),
-        activity: AtomicU64::new(0),
-        outstanding: Arc::default(),
-        max_buffered: options.max_buffered_bytes,
-        protocol: OnceLock::new(),
-        finishing: Mutex::new(()),
-        finished: Condvar::new(),
-    });
-    let conn = Connection::from_shared(shared.clone());
-    reg.insert(shared);
-    let queues = Queues { data: data_rx, control: control_rx };
-    let (worker_conn, options) = (conn.clone(), options.clone());
-    let stack = options.stack_size;
-    if let Err(e) = reg.spawn_worker(id, stack, move || worker::run(worker_conn, target, options, sink, queues)) {
-        reg.remove(id);
-        conn.shared.mark_finished();
-        return Err(Error::Internal(format!("cannot start a worker thread: {e}")));
-    }
-    Ok(conn)
 }

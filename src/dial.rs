@@ -7,7 +7,7 @@
 
 use crate::error::{ConnectionError, ErrorKind};
 use crate::options::Options;
-use crate::stream::{raw_fd, Stream, Tcp};
+use crate::stream::{raw_fd, tcp, Stream, Tcp};
 use crate::target::Target;
 use crate::waker::{Interest, Waker};
 use native_tls::HandshakeError as TlsHandshakeError;
@@ -37,10 +37,10 @@ pub(crate) struct Dial<'a> {
     pub(crate) options: &'a Options,
     pub(crate) waker: &'a Waker,
     pub(crate) aborted: &'a dyn Fn() -> bool,
-    pub(crate) deadline: Instant,
+    /// `None`: no connect timeout (one too large to represent).
+    pub(crate) deadline: Option<Instant>,
 }
 
-const READ: Interest = Interest { read: true, write: false };
 const WRITE: Interest = Interest { read: false, write: true };
 
 impl Dial<'_> {
@@ -57,7 +57,7 @@ impl Dial<'_> {
         if (self.aborted)() {
             return Err(DialError::Aborted);
         }
-        if Instant::now() >= self.deadline {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
             let ms = self.options.connect_timeout.as_millis();
             return Err(ConnectionError::new(
                 ErrorKind::Timeout,
@@ -71,7 +71,7 @@ impl Dial<'_> {
     /// Waits until `fd` is ready, the application aborts, or the deadline passes.
     fn wait(&self, fd: RawFd, interest: Interest, stage: &str) -> Result<(), DialError> {
         self.check(stage)?;
-        self.waker.wait(fd, interest, Some(self.deadline));
+        self.waker.wait(fd, interest, self.deadline);
         self.check(stage)
     }
 
@@ -128,7 +128,7 @@ impl Dial<'_> {
             match attempt {
                 Ok(tls) => return Ok(MaybeTlsStream::NativeTls(tls)),
                 Err(TlsHandshakeError::WouldBlock(mid)) => {
-                    self.wait(fd, READ, "in the TLS handshake")?;
+                    self.wait(fd, mid.get_ref().blocked_on(), "in the TLS handshake")?;
                     attempt = mid.handshake();
                 }
                 Err(TlsHandshakeError::Failure(e)) => {
@@ -165,7 +165,13 @@ impl Dial<'_> {
                     return Ok((ws, protocol));
                 }
                 Err(HandshakeError::Interrupted(mid)) => {
-                    self.wait(fd, READ, "waiting for the HTTP upgrade response")?;
+                    let blocked = tcp(mid.get_ref().get_ref()).blocked_on();
+                    let stage = if blocked.write {
+                        "sending the HTTP upgrade request"
+                    } else {
+                        "waiting for the HTTP upgrade response"
+                    };
+                    self.wait(fd, blocked, stage)?;
                     attempt = mid.handshake();
                 }
                 Err(HandshakeError::Failure(e)) => return Err(upgrade_error(e).into()),
@@ -207,6 +213,11 @@ fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
         E::Io(io) => ConnectionError::new(
             ErrorKind::ConnectionLost,
             format!("the connection failed during the HTTP upgrade: {io}"),
+        ),
+        E::AttackAttempt => ConnectionError::new(
+            ErrorKind::Handshake { status: None },
+            "the server sent its upgrade response too slowly or too large (more than 64 reads of under 128 bytes \
+             on average, or over 64 KiB): refused as a slowloris attack",
         ),
         E::Protocol(p) => ConnectionError::new(
             ErrorKind::Handshake { status: None },

@@ -6,13 +6,22 @@
 //! next events of connections already using it, and events of a connection
 //! whose handler has been unregistered are dropped (the connection carries
 //! on; close it or register the name again).
+//!
+//! A handler serves every connection created with its name, so it runs on
+//! several worker threads at once. Its captured state (a C `user_data`)
+//! must outlive every call in progress: unregistering or replacing a handler
+//! therefore waits for those calls to return, except when called from
+//! inside a callback, where waiting could wait for the caller itself (or for
+//! a thread waiting for the caller). Calls are counted under the table's
+//! lock, so none can start unseen between the removal and the wait.
 
-use crate::connection::{start, Connection, Sink, State};
+use crate::connection::{current_worker, Connection, Sink, State};
 use crate::error::Error;
 use crate::event::Event;
+use crate::lifecycle::start;
 use crate::options::Options;
 use crate::registry::registry;
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -22,12 +31,69 @@ pub type Handler = Arc<dyn Fn(&Connection, &Event) + Send + Sync>;
 /// The engines `create_websocket` accepts (`None` and `""` mean the first).
 pub const ENGINES: &[&str] = &["default"];
 
-fn handlers() -> &'static RwLock<HashMap<String, Handler>> {
-    static HANDLERS: OnceLock<RwLock<HashMap<String, Handler>>> = OnceLock::new();
+/// A registered handler and the number of its calls in progress.
+struct Registered {
+    f: Handler,
+    calls: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl Registered {
+    /// Waits until no call is in progress.
+    fn drain(&self) {
+        let mut calls = self.calls.lock();
+        while *calls > 0 {
+            self.idle.wait(&mut calls);
+        }
+    }
+
+    fn leave(&self) {
+        let mut calls = self.calls.lock();
+        *calls -= 1;
+        if *calls == 0 {
+            self.idle.notify_all();
+        }
+    }
+}
+
+/// Counts a call in progress; dropping it (even during a panic) ends the call.
+struct Call(Arc<Registered>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+fn handlers() -> &'static RwLock<HashMap<String, Arc<Registered>>> {
+    static HANDLERS: OnceLock<RwLock<HashMap<String, Arc<Registered>>>> = OnceLock::new();
     HANDLERS.get_or_init(Default::default)
 }
 
+/// The handler now registered as `name`, counted as called until dropped.
+fn enter(name: &str) -> Option<Call> {
+    let table = handlers().read();
+    let h = table.get(name)?.clone();
+    *h.calls.lock() += 1;
+    Some(Call(h))
+}
+
+/// Waits for the calls of a handler just removed from the table, unless
+/// the caller is itself inside a callback (see the module doc).
+fn retire(old: Option<Arc<Registered>>) {
+    if let Some(old) = old {
+        if current_worker().is_none() {
+            old.drain();
+        }
+    }
+}
+
 /// Registers `handler` under `name`, replacing any handler of that name.
+/// When replacing, it returns once no call of the old handler is in progress
+/// (unless called from inside a callback: then at once).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for an empty name.
 pub fn register_handler(
     name: &str,
     handler: impl Fn(&Connection, &Event) + Send + Sync + 'static,
@@ -35,13 +101,24 @@ pub fn register_handler(
     if name.is_empty() {
         return Err(Error::InvalidArgument("a handler name must not be empty".into()));
     }
-    handlers().write().insert(name.to_owned(), Arc::new(handler));
+    let new = Arc::new(Registered { f: Arc::new(handler), calls: Mutex::new(0), idle: Condvar::new() });
+    let old = handlers().write().insert(name.to_owned(), new);
+    retire(old);
     Ok(())
 }
 
 /// Removes the handler; later events of connections using it are dropped.
+/// Returns once no call of it is in progress on any thread, so what it
+/// captured may be freed then — unless called from inside a callback
+/// (including the handler itself), where it returns at once and calls on
+/// other threads may still be running.
+///
+/// # Errors
+/// [`Error::UnknownHandler`] if no handler is registered under `name`.
 pub fn unregister_handler(name: &str) -> Result<(), Error> {
-    handlers().write().remove(name).map(drop).ok_or_else(|| Error::UnknownHandler(name.to_owned()))
+    let old = handlers().write().remove(name).ok_or_else(|| Error::UnknownHandler(name.to_owned()))?;
+    retire(Some(old));
+    Ok(())
 }
 
 /// `createWebsocket(uri, handler, engine)`: connects, sending every event to
@@ -67,9 +144,8 @@ pub fn create_websocket(
     }
     let name = handler.to_owned();
     let sink: Sink = Box::new(move |conn, event| {
-        let current = handlers().read().get(&name).cloned();
-        if let Some(h) = current {
-            h(conn, &event);
+        if let Some(call) = enter(&name) {
+            (call.0.f)(conn, &event);
         }
     });
     let default = Options::default();

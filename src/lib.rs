@@ -14,12 +14,14 @@
 //!
 //! This file only re-exports: find behaviour in the module named for it.
 
+mod builder;
 mod connection;
 mod dial;
 mod error;
 mod event;
 mod gate;
 mod handler;
+mod lifecycle;
 mod options;
 mod registry;
 mod stream;
@@ -31,13 +33,14 @@ mod worker;
 pub mod ffi;
 pub mod server;
 
-pub use connection::{connect, Builder, Connection, State};
+pub use builder::{connect, Builder};
+pub use connection::{Connection, State};
 pub use error::{ConnectionError, Error, ErrorKind};
 pub use event::{Event, Message};
 pub use handler::{
     client, client_by_handler, clients, create_websocket, register_handler, unregister_handler, ClientInfo, Handler,
     ENGINES,
 };
+pub use lifecycle::{init, shutdown};
 pub use options::Options;
-pub use registry::{init, shutdown};
 pub use tungstenite::{Bytes, Utf8Bytes};

@@ -2,19 +2,24 @@
 //!
 //! C callers hold only an id, so every C call resolves it here; the Rust
 //! handle holds the shared state directly and uses the table only for
-//! listing (`clients()`) and lifecycle. Worker threads are counted and their
-//! join handles kept so `shutdown` can prove every thread has exited before
-//! a host `dlclose`s the library.
+//! listing (`clients()`). Worker threads are counted and their join handles
+//! kept so `shutdown` can prove every thread has exited before a host
+//! `dlclose`s the library.
+//!
+//! Admission is a lock, not a flag: a connect holds it (shared) from its
+//! "not shut down?" check until its worker is counted, and shutdown takes it
+//! (exclusive) to stop admitting. So shutdown either refuses a connect or
+//! sees its worker; nothing slips in between. This module only keeps the
+//! books; `lifecycle` decides when each entry is made.
 
-use crate::connection::{Connection, Shared};
+use crate::connection::{current_worker, Connection, Shared};
 use crate::error::Error;
-use parking_lot::{Condvar, Mutex, RwLock};
-use std::cell::Cell;
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Default)]
 struct Workers {
@@ -26,22 +31,21 @@ struct Workers {
 pub(crate) struct Registry {
     conns: RwLock<HashMap<u64, Arc<Shared>>>,
     next_id: AtomicU64,
-    shut_down: AtomicBool,
+    /// True while new connections are admitted (see the module doc).
+    admitting: RwLock<bool>,
     workers: Mutex<Workers>,
     workers_changed: Condvar,
 }
 
-thread_local! {
-    /// The id of the connection whose worker runs on this thread (0: none).
-    static CURRENT_WORKER: Cell<u64> = const { Cell::new(0) };
-}
+/// Proof that a connect was admitted; shutdown cannot begin while it is held.
+pub(crate) struct Admission<'a>(#[allow(dead_code)] RwLockReadGuard<'a, bool>);
 
 pub(crate) fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Registry {
         conns: RwLock::new(HashMap::new()),
         next_id: AtomicU64::new(1),
-        shut_down: AtomicBool::new(false),
+        admitting: RwLock::new(true),
         workers: Mutex::new(Workers::default()),
         workers_changed: Condvar::new(),
     })
@@ -57,12 +61,20 @@ impl Registry {
         id != 0 && id < self.next_id.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn check_running(&self) -> Result<(), Error> {
-        if self.shut_down.load(Ordering::SeqCst) {
-            Err(Error::Shutdown)
+    /// Admits one new connection, or refuses it after `shutdown`.
+    pub(crate) fn admit(&self) -> Result<Admission<'_>, Error> {
+        let guard = self.admitting.read();
+        if *guard {
+            Ok(Admission(guard))
         } else {
-            Ok(())
+            Err(Error::Shutdown)
         }
+    }
+
+    /// Stops (false) or resumes (true) admitting; waits for admitted
+    /// connects to have registered their workers.
+    pub(crate) fn set_admitting(&self, admitting: bool) {
+        *self.admitting.write() = admitting;
     }
 
     pub(crate) fn insert(&self, shared: Arc<Shared>) {
@@ -85,20 +97,16 @@ impl Registry {
         all
     }
 
-    /// Starts a worker thread and counts it until it has finished.
+    /// Starts a worker thread with `spawn` and counts it until it reports
+    /// [`Registry::worker_exited`].
     pub(crate) fn spawn_worker(
         &self,
         id: u64,
-        stack_size: usize,
-        body: impl FnOnce() + Send + 'static,
+        spawn: impl FnOnce() -> std::io::Result<JoinHandle<()>>,
     ) -> std::io::Result<()> {
         let mut workers = self.workers.lock();
         self.reap(&mut workers);
-        let handle = std::thread::Builder::new().name(format!("wsc-{id}")).stack_size(stack_size).spawn(move || {
-            CURRENT_WORKER.with(|c| c.set(id));
-            let _exit = WorkerExit(id);
-            body();
-        })?;
+        let handle = spawn()?;
         workers.live += 1;
         workers.handles.insert(id, handle);
         Ok(())
@@ -106,10 +114,10 @@ impl Registry {
 
     /// Joins the threads that have said they are exiting (quick: they are).
     fn reap(&self, workers: &mut Workers) {
-        let me = CURRENT_WORKER.with(Cell::get);
+        let me = current_worker();
         let exited = std::mem::take(&mut workers.exited);
         for id in exited {
-            if id == me {
+            if Some(id) == me {
                 workers.exited.push(id);
             } else if let Some(h) = workers.handles.remove(&id) {
                 let _ = h.join();
@@ -117,63 +125,30 @@ impl Registry {
         }
     }
 
-    fn worker_exited(&self, id: u64) {
+    /// The last thing a worker thread does.
+    pub(crate) fn worker_exited(&self, id: u64) {
         let mut workers = self.workers.lock();
         workers.live -= 1;
         workers.exited.push(id);
         self.workers_changed.notify_all();
     }
 
-    fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
-        self.shut_down.store(true, Ordering::SeqCst);
-        for conn in self.snapshot() {
-            conn.shutdown_close();
-        }
-        let deadline = Instant::now() + timeout;
-        let own = usize::from(CURRENT_WORKER.with(Cell::get) != 0);
+    /// Waits until at most `allowed` workers are running or `deadline`
+    /// passes (`None`: no deadline), joins those that exited, and returns how
+    /// many are still running.
+    pub(crate) fn wait_for_workers(&self, allowed: usize, deadline: Option<Instant>) -> usize {
         let mut workers = self.workers.lock();
-        while workers.live > own {
-            if self.workers_changed.wait_until(&mut workers, deadline).timed_out() {
-                break;
+        while workers.live > allowed {
+            match deadline {
+                None => self.workers_changed.wait(&mut workers),
+                Some(d) => {
+                    if self.workers_changed.wait_until(&mut workers, d).timed_out() {
+                        break;
+                    }
+                }
             }
         }
         self.reap(&mut workers);
-        match workers.live {
-            0 => Ok(()),
-            n if n == own => Err(Error::Timeout(
-                "called from inside a callback: every other worker has exited, but the calling one cannot wait for itself".into(),
-            )),
-            n => Err(Error::Timeout(format!("{n} worker thread(s) still running after {} ms", timeout.as_millis()))),
-        }
+        workers.live
     }
-}
-
-/// The id of the connection whose worker thread is calling, if any.
-pub(crate) fn current_worker() -> Option<u64> {
-    Some(CURRENT_WORKER.with(Cell::get)).filter(|&id| id != 0)
-}
-
-/// Marks the worker as exited even if its body unwinds.
-struct WorkerExit(u64);
-
-impl Drop for WorkerExit {
-    fn drop(&mut self) {
-        registry().worker_exited(self.0);
-    }
-}
-
-/// Closes every connection (code 1001; handshakes in progress are aborted)
-/// and waits up to `timeout` for every worker thread to exit. `Ok` means none
-/// is left, so a host may `dlclose` the library. After it, new connections are
-/// refused with [`Error::Shutdown`] until [`init`].
-///
-/// Called from inside a callback it waits for every other worker but cannot
-/// wait for its own, and returns [`Error::Timeout`].
-pub fn shutdown(timeout: Duration) -> Result<(), Error> {
-    registry().shutdown(timeout)
-}
-
-/// Allows new connections again after [`shutdown`]; a no-op otherwise.
-pub fn init() {
-    registry().shut_down.store(false, Ordering::SeqCst);
 }

@@ -7,7 +7,13 @@
 //! poll is level-triggered: if data did arrive meanwhile, poll returns at
 //! once. Data buffered above this layer (in tungstenite or OpenSSL) is never
 //! hidden, since they only call down here when they need more bytes.
+//!
+//! It also remembers which direction last answered `WouldBlock`. A TLS
+//! handshake or an HTTP upgrade says only "interrupted", yet the step may be
+//! stuck on a write (a request with large cookies fills the socket buffer)
+//! as well as on a read: the dialer waits for whichever the socket refused.
 
+use crate::waker::Interest;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
@@ -19,20 +25,38 @@ pub(crate) type Stream = MaybeTlsStream<Tcp>;
 pub(crate) struct Tcp {
     inner: TcpStream,
     drained: bool,
+    /// The last `WouldBlock` came from a write (else from a read).
+    write_blocked: bool,
 }
 
 impl Tcp {
     pub(crate) fn new(inner: TcpStream) -> Tcp {
-        Tcp { inner, drained: false }
+        Tcp { inner, drained: false, write_blocked: false }
+    }
+
+    /// What the socket must become ready for before the last refused
+    /// operation can go on.
+    pub(crate) fn blocked_on(&self) -> Interest {
+        Interest { read: !self.write_blocked, write: self.write_blocked }
+    }
+
+    /// Notes which direction refused, passing the result through.
+    fn note<T>(&mut self, write: bool, r: io::Result<T>) -> io::Result<T> {
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.write_blocked = write;
+        }
+        r
     }
 }
 
 impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if std::mem::take(&mut self.drained) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = self.inner.read(buf)?;
+        let r = if std::mem::take(&mut self.drained) {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            self.inner.read(buf)
+        };
+        let n = self.note(false, r)?;
         self.drained = n > 0 && n < buf.len();
         Ok(n)
     }
@@ -40,7 +64,8 @@ impl Read for Tcp {
 
 impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf) // std sends with MSG_NOSIGNAL: no SIGPIPE in C hosts
+        let r = self.inner.write(buf); // std sends with MSG_NOSIGNAL: no SIGPIPE in C hosts
+        self.note(true, r)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -54,11 +79,16 @@ impl AsRawFd for Tcp {
     }
 }
 
-/// The socket under either kind of stream.
-pub(crate) fn raw_fd(stream: &Stream) -> RawFd {
+/// The TCP layer under either kind of stream.
+pub(crate) fn tcp(stream: &Stream) -> &Tcp {
     match stream {
-        MaybeTlsStream::Plain(s) => s.as_raw_fd(),
-        MaybeTlsStream::NativeTls(s) => s.get_ref().as_raw_fd(),
+        MaybeTlsStream::Plain(s) => s,
+        MaybeTlsStream::NativeTls(s) => s.get_ref(),
         _ => unreachable!("only plain and native-tls streams are built"),
     }
+}
+
+/// The socket under either kind of stream.
+pub(crate) fn raw_fd(stream: &Stream) -> RawFd {
+    tcp(stream).as_raw_fd()
 }

@@ -12,7 +12,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) struct Waker {
     fd: OwnedFd,
@@ -85,11 +85,7 @@ impl Waker {
             libc::pollfd { fd: socket, events, revents: 0 },
             libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
-        let timeout = deadline.map_or(-1, |d| {
-            let left = d.saturating_duration_since(Instant::now());
-            // Round up so we never wake just before the deadline and spin.
-            left.as_millis().min(i32::MAX as u128) as i32 + i32::from(left.subsec_nanos() % 1_000_000 != 0)
-        });
+        let timeout = deadline.map_or(-1, poll_timeout);
         // SAFETY: fds is a valid array of two pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
         self.sleeping.store(false, Ordering::SeqCst);
@@ -111,5 +107,38 @@ impl Waker {
         let mut buf: u64 = 0;
         // SAFETY: reads at most 8 bytes into a valid u64 from our own eventfd.
         unsafe { libc::read(self.fd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+    }
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) when it is too far
+/// away to represent, as `Duration::MAX` is.
+pub(crate) fn deadline_in(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Milliseconds until `deadline` for `poll(2)`: rounded up, so the worker
+/// never wakes just before the deadline and spins; capped at `i32::MAX`
+/// (about 24 days), after which the caller simply polls again.
+fn poll_timeout(deadline: Instant) -> i32 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{deadline_in, poll_timeout};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn far_deadlines_never_overflow() {
+        assert_eq!(deadline_in(Duration::MAX), None);
+        let now = Instant::now();
+        for ms in [0u64, 1, (1 << 31) - 2, 1 << 31, 1 << 32, 1 << 40] {
+            let Some(d) = now.checked_add(Duration::from_millis(ms)) else { continue };
+            let t = poll_timeout(d);
+            assert!(t >= 0, "{ms} ms gave {t}");
+            assert!(u64::try_from(t).unwrap() <= ms.max(1), "{ms} ms gave {t}");
+        }
+        assert_eq!(poll_timeout(now + Duration::from_secs(1 << 40)), i32::MAX);
     }
 }

@@ -7,36 +7,27 @@
 //! keeps reading and delivering (a peer that stops reading while its own
 //! writes are blocked must not deadlock us), and while the flow gate is shut
 //! it keeps writing but does not read. The loop ends in exactly one
-//! [`Terminal`], delivered last.
+//! [`Terminal`], which it returns rather than delivers: `lifecycle` delivers
+//! it, so that it is delivered even when this loop panics.
+//!
+//! Every deadline is an `Option<Instant>`: a timeout too large to add to
+//! "now" (`Duration::MAX`) means no deadline, never an overflow.
 
-use crate::connection::{Connection, Sink};
+use crate::connection::{Connection, Control, Queues, Sink};
 use crate::dial::{Dial, DialError};
-use crate::error::{ConnectionError, ErrorKind};
+use crate::error::{panic_text, ConnectionError, ErrorKind};
 use crate::event::{Event, Message};
 use crate::gate::Gate;
 use crate::options::Options;
-use crate::registry::registry;
 use crate::stream::{raw_fd, Stream};
 use crate::target::Target;
-use crate::waker::Interest;
-use crossbeam_channel::Receiver;
+use crate::waker::{deadline_in, Interest};
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::WebSocket;
-
-/// Commands that must reach the worker even while the socket is backed up.
-pub(crate) enum Control {
-    Close { code: u16, reason: String },
-    SetFlow(bool),
-}
-
-pub(crate) struct Queues {
-    pub(crate) data: Receiver<tungstenite::Message>,
-    pub(crate) control: Receiver<Control>,
-}
 
 /// How a connection ended: the last event it reports.
 enum Terminal {
@@ -54,31 +45,35 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How many bytes of queued messages to hand to tungstenite before flushing.
 const WRITE_BATCH: usize = 256 << 10;
 
-pub(crate) fn run(conn: Connection, target: Target, options: Options, sink: Sink, queues: Queues) {
+/// Connects, serves the connection until it ends, and returns its terminal
+/// event (undelivered). Callbacks before it go to `sink`.
+pub(crate) fn run(conn: &Connection, sink: &mut Sink, target: &Target, options: &Options, queues: Queues) -> Event {
     let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
     let mut worker = Worker { conn, sink, options, queues, gate };
-    let end = worker.connect_and_serve(&target);
-    worker.finish(end);
+    match worker.connect_and_serve(target) {
+        Terminal::Closed { code, reason } => Event::Close { code, reason },
+        Terminal::Failed(e, _) => Event::Error(e),
+    }
 }
 
-struct Worker {
-    conn: Connection,
-    sink: Sink,
-    options: Options,
+struct Worker<'a> {
+    conn: &'a Connection,
+    sink: &'a mut Sink,
+    options: &'a Options,
     queues: Queues,
     gate: Gate,
 }
 
-impl Worker {
+impl Worker<'_> {
     fn connect_and_serve(&mut self, target: &Target) -> Terminal {
         let shared = self.conn.shared();
         let aborted = || shared.aborted();
         let dial = Dial {
             target,
-            options: &self.options,
+            options: self.options,
             waker: &shared.waker,
             aborted: &aborted,
-            deadline: Instant::now() + self.options.connect_timeout,
+            deadline: deadline_in(self.options.connect_timeout),
         };
         let (ws, protocol) = match dial.establish() {
             Ok(open) => open,
@@ -88,37 +83,24 @@ impl Worker {
         if !shared.mark_open(protocol) {
             return closed_while_connecting();
         }
-        if let Err(end) = self.deliver(Event::Open) {
-            return end;
-        }
-        let mut session = Session::new(ws, &self.options);
-        session.serve(self)
+        let mut session = Session::new(ws, self.options);
+        let end = match self.deliver(Event::Open) {
+            Ok(()) => {
+                fault_point(target);
+                session.serve(self)
+            }
+            Err(end) => end,
+        };
+        session.end(self, end)
     }
 
     /// Runs a user callback; a panic ends the connection, never the process.
     fn deliver(&mut self, event: Event) -> Result<(), Terminal> {
-        let (sink, conn) = (&mut self.sink, &self.conn);
+        let (sink, conn) = (&mut *self.sink, self.conn);
         catch_unwind(AssertUnwindSafe(|| sink(conn, event))).map_err(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            let error = ConnectionError::new(ErrorKind::Callback, format!("a callback panicked: {what}"));
-            Terminal::Failed(error, Some(CloseCode::Error))
+            let why = format!("a callback panicked: {}", panic_text(&*panic));
+            Terminal::Failed(ConnectionError::new(ErrorKind::Callback, why), Some(CloseCode::Error))
         })
-    }
-
-    /// Delivers the terminal event, then forgets the connection.
-    fn finish(mut self, end: Terminal) {
-        self.conn.shared().mark_closing();
-        let event = match end {
-            Terminal::Closed { code, reason } => Event::Close { code, reason },
-            Terminal::Failed(e, _) => Event::Error(e),
-        };
-        let _ = self.deliver(event);
-        registry().remove(self.conn.id());
-        self.conn.shared().mark_finished();
     }
 
     /// Applies queued control commands; returns a close request if one came.
@@ -136,6 +118,19 @@ impl Worker {
     }
 }
 
+/// Test builds only: connecting to this path makes the worker loop panic
+/// outside any callback, as a bug in wsc would.
+#[cfg(test)]
+pub(crate) const PANIC_PATH: &str = "/wsc-test/panic-in-the-worker-loop";
+
+fn fault_point(target: &Target) {
+    #[cfg(test)]
+    if target.uri.path() == PANIC_PATH {
+        panic!("injected fault: a panic in the worker loop");
+    }
+    let _ = target;
+}
+
 fn closed_while_connecting() -> Terminal {
     Terminal::Closed { code: 1006, reason: "closed by the application while connecting".into() }
 }
@@ -147,9 +142,9 @@ enum Closing {
     /// The application asked; our Close goes out once queued messages are
     /// written. A peer that takes none of them until `deadline` (one close
     /// timeout, renewed whenever the socket accepts more) ends it with 1006.
-    Requested { frame: CloseFrame, deadline: Instant },
+    Requested { frame: CloseFrame, deadline: Option<Instant> },
     /// A Close frame was sent or received; waiting for the rest until `deadline`.
-    Underway { deadline: Instant, peer: Option<(u16, String)> },
+    Underway { deadline: Option<Instant>, peer: Option<(u16, String)> },
 }
 
 /// Keepalive pings: one every `interval`; nothing received within `timeout`
@@ -157,15 +152,21 @@ enum Closing {
 struct Keepalive {
     interval: Duration,
     timeout: Duration,
-    next_ping: Instant,
+    /// `None`: the interval is too long to ever come round.
+    next_ping: Option<Instant>,
     waiting_since: Option<Instant>,
 }
 
 impl Keepalive {
-    fn deadline(&self) -> Instant {
-        match self.waiting_since {
-            Some(t) => (t + self.timeout).min(self.next_ping),
-            None => self.next_ping,
+    /// When nothing received since a ping means the peer is gone.
+    fn pong_deadline(&self) -> Option<Instant> {
+        self.waiting_since.and_then(|t| t.checked_add(self.timeout))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match (self.pong_deadline(), self.next_ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -196,7 +197,7 @@ impl Session {
         let keepalive = options.ping_interval.map(|interval| Keepalive {
             interval,
             timeout: options.pong_timeout,
-            next_ping: Instant::now() + interval,
+            next_ping: deadline_in(interval),
             waiting_since: None,
         });
         Session {
@@ -215,18 +216,23 @@ impl Session {
     }
 
     fn serve(&mut self, w: &mut Worker) -> Terminal {
-        let end = loop {
+        loop {
             if let Err(end) = self.step(w) {
-                break end;
+                return end;
             }
-        };
+        }
+    }
+
+    /// The last word to the peer: a failure RFC 6455 wants explained gets
+    /// its Close frame (and a linger so it arrives), however it came about.
+    fn end(&mut self, w: &Worker, end: Terminal) -> Terminal {
         if let Terminal::Failed(_, Some(code)) = &end {
             self.fail_politely(w, *code);
         }
         end
     }
 
-    fn step(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+    fn step(&mut self, w: &mut Worker<'_>) -> Result<(), Terminal> {
         self.control(w);
         self.write(w)?;
         self.read(w)?;
@@ -239,7 +245,7 @@ impl Session {
         self.seen_activity = w.conn.shared().activity();
         if let Some(frame) = w.take_control() {
             if matches!(self.closing, Closing::No) {
-                self.closing = Closing::Requested { frame, deadline: Instant::now() + self.close_timeout };
+                self.closing = Closing::Requested { frame, deadline: deadline_in(self.close_timeout) };
                 w.conn.shared().mark_closing();
             }
         }
@@ -270,7 +276,7 @@ impl Session {
             self.in_flight += len;
             self.needs_flush = true;
             let r = self.ws.write(msg);
-            if !self.written(w, r)? {
+            if !self.written(r)? {
                 return Ok(());
             }
         }
@@ -278,14 +284,14 @@ impl Session {
             self.flush(w)?;
         }
         if matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked && w.queues.data.is_empty() {
-            self.send_close(w)?;
+            self.send_close()?;
         }
         Ok(())
     }
 
     fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         let r = self.ws.flush();
-        if self.written(w, r)? {
+        if self.written(r)? {
             w.conn.shared().unbuffer(std::mem::take(&mut self.in_flight));
             self.write_blocked = false;
             self.needs_flush = false;
@@ -296,7 +302,7 @@ impl Session {
     /// A write's outcome: true if it went through. `WouldBlock` means
     /// tungstenite kept the data and the worker waits for POLLOUT; any other
     /// error ends the connection.
-    fn written(&mut self, w: &Worker, r: tungstenite::Result<()>) -> Result<bool, Terminal> {
+    fn written(&mut self, r: tungstenite::Result<()>) -> Result<bool, Terminal> {
         match r {
             Ok(()) => Ok(true),
             Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -304,17 +310,17 @@ impl Session {
                 self.write_ready = false;
                 Ok(false)
             }
-            Err(e) => Err(self.failure(w, e)),
+            Err(e) => Err(self.failure(e)),
         }
     }
 
-    fn send_close(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+    fn send_close(&mut self) -> Result<(), Terminal> {
         let Closing::Requested { frame, .. } = std::mem::replace(&mut self.closing, Closing::No) else {
             return Ok(());
         };
-        self.closing = Closing::Underway { deadline: Instant::now() + self.close_timeout, peer: None };
+        self.closing = Closing::Underway { deadline: deadline_in(self.close_timeout), peer: None };
         let r = self.ws.close(Some(frame));
-        self.written(w, r).map(drop)
+        self.written(r).map(drop)
     }
 
     /// Should the socket be read now? Not while the gate is shut, unless the
@@ -331,7 +337,7 @@ impl Session {
                     self.read_ready = false;
                 }
                 Err(tungstenite::Error::ConnectionClosed) => return Err(self.closed()),
-                Err(e) => return Err(self.failure(w, e)),
+                Err(e) => return Err(self.failure(e)),
             }
         }
         if self.needs_flush && !self.write_blocked {
@@ -376,7 +382,7 @@ impl Session {
         w.conn.shared().mark_closing();
         self.closing = match std::mem::replace(&mut self.closing, Closing::No) {
             Closing::Underway { deadline, .. } => Closing::Underway { deadline, peer: Some(peer) },
-            _ => Closing::Underway { deadline: Instant::now() + self.close_timeout, peer: Some(peer) },
+            _ => Closing::Underway { deadline: deadline_in(self.close_timeout), peer: Some(peer) },
         };
         // Messages still queued can no longer be sent.
         while let Ok(m) = w.queues.data.try_recv() {
@@ -394,17 +400,14 @@ impl Session {
         }
     }
 
-    /// Turns a tungstenite error into the terminal event. Once the
-    /// application asked to close, the end is always a close (1006 if the
-    /// handshake could not finish), as a browser reports it.
-    fn failure(&self, w: &Worker, e: tungstenite::Error) -> Terminal {
+    /// Turns a tungstenite error into the terminal event. (Once the
+    /// application asked to close, `Shared::conclude` reports a failure as
+    /// Close 1006, as a browser does.)
+    fn failure(&self, e: tungstenite::Error) -> Terminal {
         if let Closing::Underway { peer: Some((code, reason)), .. } = &self.closing {
             return Terminal::Closed { code: *code, reason: reason.clone() };
         }
         let (err, code) = classify(e);
-        if w.conn.shared().close_requested() {
-            return Terminal::Closed { code: 1006, reason: err.message().to_owned() };
-        }
         Terminal::Failed(err, code)
     }
 
@@ -443,7 +446,7 @@ impl Session {
     fn timers(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         let now = Instant::now();
         if let Closing::Requested { deadline, .. } = &self.closing {
-            if now < *deadline {
+            if deadline.map_or(true, |d| now < d) {
                 return Ok(());
             }
             let ms = self.close_timeout.as_millis();
@@ -453,7 +456,7 @@ impl Session {
             });
         }
         if let Closing::Underway { deadline, peer } = &self.closing {
-            if now < *deadline {
+            if deadline.map_or(true, |d| now < d) {
                 return Ok(());
             }
             let ms = self.close_timeout.as_millis();
@@ -473,18 +476,18 @@ impl Session {
             k.waiting_since = None; // nothing is read while the gate is shut
             return Ok(());
         }
-        if let Some(since) = k.waiting_since {
-            if now >= since + k.timeout {
+        if let Some(deadline) = k.pong_deadline() {
+            if now >= deadline {
                 let ms = k.timeout.as_millis();
                 let why = format!("keepalive timeout: nothing received within {ms} ms of a ping");
                 return Err(Terminal::Failed(ConnectionError::new(ErrorKind::Timeout, why), None));
             }
         }
-        if now >= k.next_ping {
-            k.next_ping = now + k.interval;
+        if k.next_ping.is_some_and(|t| now >= t) {
+            k.next_ping = now.checked_add(k.interval);
             k.waiting_since.get_or_insert(now);
             let r = self.ws.write(tungstenite::Message::Ping(Default::default()));
-            if self.written(w, r)? && !self.write_blocked {
+            if self.written(r)? && !self.write_blocked {
                 self.flush(w)?;
             }
         }
@@ -493,8 +496,8 @@ impl Session {
 
     fn deadline(&self, w: &Worker) -> Option<Instant> {
         match &self.closing {
-            Closing::Underway { deadline, .. } | Closing::Requested { deadline, .. } => Some(*deadline),
-            _ if w.gate.is_open() => self.keepalive.as_ref().map(Keepalive::deadline),
+            Closing::Underway { deadline, .. } | Closing::Requested { deadline, .. } => *deadline,
+            _ if w.gate.is_open() => self.keepalive.as_ref().and_then(Keepalive::deadline),
             _ => None,
         }
     }
@@ -524,7 +527,7 @@ impl Session {
         self.write_ready |= ready.writable || ready.hangup;
         if let Closing::Requested { deadline, .. } = &mut self.closing {
             if ready.writable {
-                *deadline = Instant::now() + self.close_timeout; // the peer is taking data
+                *deadline = deadline_in(self.close_timeout); // the peer is taking data
             }
         }
     }

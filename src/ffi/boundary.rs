@@ -1,7 +1,7 @@
 //! The panic boundary and argument checks shared by every entry point.
 
 use super::status::{set_last_error, wsc_status};
-use crate::error::Error;
+use crate::error::{panic_text, Error};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -25,13 +25,6 @@ pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
         set_last_error(&format!("internal error: panic in wsc: {}", panic_text(&*p)));
         fallback
     })
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
 }
 
 /// A required NUL-terminated UTF-8 argument.

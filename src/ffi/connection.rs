@@ -4,9 +4,10 @@ use super::boundary::{bytes, call, connection, optional_text, out, text as c_tex
 use super::options::{or_default, wsc_options};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
-use crate::connection::{start, Connection, Sink};
+use crate::connection::{Connection, Sink};
 use crate::error::Error;
 use crate::event::{Event, Message};
+use crate::lifecycle::start;
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
 
@@ -45,6 +46,11 @@ fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
 
+/// Text messages up to this size are copied into a buffer kept for the
+/// connection's life; larger ones into one freed after the callback, so an
+/// idle connection does not keep its largest message's size.
+const KEPT_TEXT_BUFFER: usize = 64 << 10;
+
 /// Translates events into the C callbacks. Text gets a trailing NUL in a
 /// buffer reused across messages, so only text pays one copy.
 fn c_sink(cb: wsc_callbacks, user_data: UserData) -> Sink {
@@ -66,10 +72,13 @@ fn c_sink(cb: wsc_callbacks, user_data: UserData) -> Sink {
             }
             Event::Message(Message::Text(t)) => {
                 if let Some(f) = cb.on_message {
-                    text_buf.clear();
-                    text_buf.extend_from_slice(t.as_bytes());
-                    text_buf.push(0);
-                    unsafe { f(id, text_buf.as_ptr(), t.len(), false, ud.0) }
+                    let mut large = Vec::new();
+                    let buf = if t.len() < KEPT_TEXT_BUFFER { &mut text_buf } else { &mut large };
+                    buf.clear();
+                    buf.reserve_exact(t.len() + 1);
+                    buf.extend_from_slice(t.as_bytes());
+                    buf.push(0);
+                    unsafe { f(id, buf.as_ptr(), t.len(), false, ud.0) }
                 }
             }
             Event::Error(e) => {

@@ -65,6 +65,14 @@ unsafe impl Sync for UserData {}
 /// Registers `handler` under `name` (copied), replacing any handler of that
 /// name. Events of connections already using the name go to the new handler
 /// from their next event on. `user_data` is passed back untouched.
+///
+/// Concurrency: the handler runs on the worker thread of each connection
+/// created with its name, so it may run on several threads at once (never
+/// twice at once for one connection). When replacing, this returns once no
+/// call of the old handler is in progress, so the old `user_data` may be
+/// freed then; called from inside any wsc callback it returns at once
+/// instead (it cannot wait for itself), and the old `user_data` must stay
+/// valid until the calls on other threads have returned.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_register_handler(
     name: *const c_char,
@@ -77,6 +85,8 @@ pub unsafe extern "C" fn wsc_register_handler(
         let f = handler.ok_or_else(|| crate::Error::InvalidArgument("handler is NULL".into()))?;
         let ud = UserData(user_data);
         crate::handler::register_handler(name, move |conn, event| {
+            // Handlers run on worker threads, whose thread-locals live
+            // until the handler returns: `with` cannot fail here.
             let previous = CONTEXT.with(|slot| slot.replace(Some(Context::of(event))));
             let ud = ud;
             // SAFETY: the application's handler, called with its own user_data.
@@ -89,6 +99,12 @@ pub unsafe extern "C" fn wsc_register_handler(
 /// Removes the handler. Connections created with it carry on, but their
 /// events are dropped until a handler of that name is registered again.
 /// WSC_ERR_UNKNOWN_HANDLER if none is registered under `name`.
+///
+/// Returns once no call of the handler is in progress on any thread: its
+/// `user_data` may be freed as soon as this returns WSC_OK. Called from
+/// inside any wsc callback (including the handler itself) it returns at
+/// once instead, and `user_data` must stay valid until the handler's calls
+/// on other threads have returned (e.g. free it from outside a callback).
 #[no_mangle]
 pub unsafe extern "C" fn wsc_unregister_handler(name: *const c_char) -> wsc_status {
     // SAFETY: NUL-terminated string per the header's contract.
@@ -181,12 +197,16 @@ pub extern "C" fn wsc_is_on_close() -> bool {
     context(false, |c| c.method == c"onclose")
 }
 
-/// Reads the current context; `outside` when there is none.
+/// Reads the current context; `outside` when there is none, including on a
+/// thread whose thread-locals are already destroyed (a thread-exit
+/// destructor is never inside a handler).
 fn context<T: Copy>(outside: T, f: impl FnOnce(&Context) -> T) -> T {
     guard(outside, || {
-        CONTEXT.with(|slot| match slot.try_borrow() {
-            Ok(c) => c.as_ref().map_or(outside, f),
-            Err(_) => outside,
-        })
+        CONTEXT
+            .try_with(|slot| match slot.try_borrow() {
+                Ok(c) => c.as_ref().map_or(outside, f),
+                Err(_) => outside,
+            })
+            .unwrap_or(outside)
     })
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// still running and returns WSC_OK once none is left.
 #[no_mangle]
 pub extern "C" fn wsc_shutdown(timeout_ms: u32) -> wsc_status {
-    call(|| crate::registry::shutdown(Duration::from_millis(u64::from(timeout_ms))))
+    call(|| crate::lifecycle::shutdown(Duration::from_millis(u64::from(timeout_ms))))
 }
 
 /// Optional on first load, a no-op returning WSC_OK when not shut down. A
@@ -25,7 +25,7 @@ pub extern "C" fn wsc_shutdown(timeout_ms: u32) -> wsc_status {
 #[no_mangle]
 pub extern "C" fn wsc_init() -> wsc_status {
     call(|| {
-        crate::registry::init();
+        crate::lifecycle::init();
         Ok(())
     })
 }

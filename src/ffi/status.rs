@@ -5,7 +5,7 @@ use super::boundary::guard;
 use crate::connection::State;
 use crate::error::Error;
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 
 /// What a wsc function returns. Details of a failure: `wsc_last_error()`.
 #[repr(C)]
@@ -80,10 +80,20 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// What `wsc_last_error()` says on a thread whose thread-locals are already
+/// destroyed (a call from a thread-exit destructor): there is nowhere left
+/// to keep a per-thread message.
+const NO_DETAIL: &CStr = c"no detail: the calling thread is exiting";
+
 /// Records the detail of a failure for `wsc_last_error()` on this thread.
+/// During thread exit the detail is dropped (see [`NO_DETAIL`]).
 pub(crate) fn set_last_error(message: &str) {
     let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = c);
+    let _ = LAST_ERROR.try_with(|slot| {
+        if let Ok(mut s) = slot.try_borrow_mut() {
+            *s = c;
+        }
+    });
 }
 
 /// A static, NUL-terminated name for a status (e.g. "WSC_ERR_UNKNOWN_ID:
@@ -110,9 +120,15 @@ pub extern "C" fn wsc_status_str(status: StatusArg) -> *const c_char {
 
 /// The detail of this thread's last failed wsc call, NUL-terminated ("" if
 /// none). Owned by wsc: valid until this thread's next wsc call; never NULL.
+/// Any thread, including from thread-exit destructors (pthread key or C++
+/// `thread_local`), where it may be a fixed text saying no detail is kept.
 #[no_mangle]
 pub extern "C" fn wsc_last_error() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    guard(NO_DETAIL.as_ptr(), || {
+        LAST_ERROR
+            .try_with(|slot| slot.try_borrow().map_or(NO_DETAIL.as_ptr(), |s| s.as_ptr()))
+            .unwrap_or(NO_DETAIL.as_ptr())
+    })
 }
 
 /// The library version, e.g. "0.1.0". Static; never NULL.

@@ -1,0 +1,105 @@
+//! Starting a connection, callback style (the App Services `WebsocketClient`)
+//! or channel style (plain blocking Rust). Both only wrap their callbacks into
+//! one [`Sink`]; `lifecycle` does the rest, as for every API style.
+
+use crate::connection::{Connection, Sink};
+use crate::error::{ConnectionError, Error};
+use crate::event::{Event, Message};
+use crate::lifecycle;
+use crate::options::Options;
+use crossbeam_channel::{unbounded, Receiver};
+
+type OnOpen = Box<dyn FnMut(&Connection) + Send>;
+type OnMessage = Box<dyn FnMut(&Connection, Message) + Send>;
+type OnError = Box<dyn FnMut(&Connection, &ConnectionError) + Send>;
+type OnClose = Box<dyn FnMut(&Connection, u16, &str) + Send>;
+
+/// Starts a connection, callback style (the App Services `WebsocketClient`):
+///
+/// ```no_run
+/// let conn = wsc::Builder::new("ws://127.0.0.1:9001/")
+///     .on_open(|c| { c.send("hello").unwrap(); })
+///     .on_message(|c, msg| { println!("{:?}", msg.as_text()); c.close().unwrap(); })
+///     .on_close(|_, code, reason| println!("closed {code} {reason}"))
+///     .on_error(|_, err| eprintln!("failed: {err}"))
+///     .connect()
+///     .unwrap();
+/// ```
+///
+/// Callbacks run on the connection's worker thread, one at a time, in order.
+/// Exactly one of `on_error` / `on_close` runs, last.
+pub struct Builder {
+    uri: String,
+    options: Options,
+    on_open: Option<OnOpen>,
+    on_message: Option<OnMessage>,
+    on_error: Option<OnError>,
+    on_close: Option<OnClose>,
+}
+
+impl Builder {
+    /// A connection to `uri` (`ws://` or `wss://`) with default options.
+    pub fn new(uri: impl Into<String>) -> Builder {
+        Builder {
+            uri: uri.into(),
+            options: Options::default(),
+            on_open: None,
+            on_message: None,
+            on_error: None,
+            on_close: None,
+        }
+    }
+
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn on_open(mut self, f: impl FnMut(&Connection) + Send + 'static) -> Self {
+        self.on_open = Some(Box::new(f));
+        self
+    }
+
+    pub fn on_message(mut self, f: impl FnMut(&Connection, Message) + Send + 'static) -> Self {
+        self.on_message = Some(Box::new(f));
+        self
+    }
+
+    pub fn on_error(mut self, f: impl FnMut(&Connection, &ConnectionError) + Send + 'static) -> Self {
+        self.on_error = Some(Box::new(f));
+        self
+    }
+
+    pub fn on_close(mut self, f: impl FnMut(&Connection, u16, &str) + Send + 'static) -> Self {
+        self.on_close = Some(Box::new(f));
+        self
+    }
+
+    /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
+    pub fn connect(self) -> Result<Connection, Error> {
+        let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close } = self;
+        let sink: Sink = Box::new(move |c, ev| match ev {
+            Event::Open => on_open.as_mut().map_or((), |f| f(c)),
+            Event::Message(m) => on_message.as_mut().map_or((), |f| f(c, m)),
+            Event::Error(e) => on_error.as_mut().map_or((), |f| f(c, &e)),
+            Event::Close { code, reason } => on_close.as_mut().map_or((), |f| f(c, code, &reason)),
+        });
+        lifecycle::start(&uri, &options, None, sink)
+    }
+
+    /// Channel style: every event arrives on the receiver, which ends after
+    /// the terminal event, so `for ev in events { ... }` works. Callbacks set on
+    /// this builder are ignored.
+    pub fn connect_channel(self) -> Result<(Connection, Receiver<Event>), Error> {
+        let (tx, rx) = unbounded();
+        let sink: Sink = Box::new(move |_, ev| {
+            let _ = tx.send(ev);
+        });
+        Ok((lifecycle::start(&self.uri, &self.options, None, sink)?, rx))
+    }
+}
+
+/// Channel style with default options: `let (conn, events) = wsc::connect(uri)?;`
+pub fn connect(uri: &str) -> Result<(Connection, Receiver<Event>), Error> {
+    Builder::new(uri).connect_channel()
+}
