@@ -218,6 +218,27 @@ fn c_api_contract_tests_pass() {
     assert!(!out.contains("not ok"), "{out}");
 }
 
+#[test]
+fn shutdown_racing_every_call_from_c_leaves_nothing_running() {
+    let servers = Servers::start().unwrap();
+    let out = run_example("race_test", &[&servers.echo_url(), "1500"], "");
+    assert_lines(&out, &["race_test: 1500 rounds, 0 failures"]);
+}
+
+#[test]
+fn every_entry_point_works_from_thread_exit_destructors() {
+    let servers = Servers::start().unwrap();
+    let out = run_example("exit_test", &[&servers.echo_url()], "");
+    assert!(out.lines().any(|l| l.starts_with("exit_test: ") && l.ends_with(" checks, 0 failed")), "{out}");
+}
+
+#[test]
+fn an_idle_connection_keeps_none_of_wsc_s_buffers_after_large_messages() {
+    let servers = Servers::start().unwrap();
+    let out = run_example("memory_test", &[&servers.echo_url()], "");
+    assert!(out.starts_with("memory_test: heap in use "), "{out}");
+}
+
 /// A fresh, empty directory under the system temp dir.
 fn temp_prefix(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsc-{name}-{}", std::process::id()));

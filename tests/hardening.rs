@@ -1,0 +1,385 @@
+//! The contract's edges, one regression test per item of the hardening
+//! issue that a hostile review broke: extreme option values, close racing a
+//! failing dial or a keepalive timeout, URIs without a path, a handshake
+//! that blocks on write, a panic in `on_open`, handler lifetimes. Races are
+//! run for many rounds; every round checks the rule, not a timing.
+//!
+//! Process-wide `shutdown` and thread-exit calls live in `tests/race.rs`
+//! (their own binary: shutdown stops every test in the process).
+
+mod common;
+
+use common::*;
+use crossbeam_channel::{bounded, unbounded};
+use proptest::prelude::*;
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wsc::{Builder, ErrorKind, Event, Options};
+
+// ------------------------------------------- 3. durations of any size
+
+/// Every timeout at `Duration::MAX`, or at zero, or anything between:
+/// the connection works or fails with one terminal event, never a panic.
+fn exchange_with(options: Options, url: &str) -> Event {
+    let (conn, rx) = open_channel(url, options);
+    let _ = conn.send("ping");
+    let mut seen = Vec::new();
+    loop {
+        let ev = next_event(&rx, "an exchange with extreme options");
+        match ev {
+            Event::Message(_) => {
+                let _ = conn.close();
+            }
+            ev if ev.is_terminal() => {
+                assert_eq!(conn.wait(Duration::MAX), Ok(()), "wait(Duration::MAX) after the end");
+                return ev;
+            }
+            ev => seen.push(ev),
+        }
+    }
+}
+
+#[test]
+fn duration_max_everywhere_works() {
+    let server = echo_server();
+    let mut o = Options::new();
+    o.connect_timeout(Duration::MAX)
+        .close_timeout(Duration::MAX)
+        .ping_interval(Some(Duration::MAX))
+        .pong_timeout(Duration::MAX);
+    let end = exchange_with(o, &server.url());
+    assert!(matches!(end, Event::Close { code: 1000, .. }), "{end:?}");
+}
+
+#[test]
+fn duration_max_close_timeout_against_a_peer_that_never_closes() {
+    // The peer never answers our Close; with no close deadline the
+    // connection waits for it, and shutting the peer down ends it.
+    let (server, release) = stalled_server();
+    let mut o = Options::new();
+    o.close_timeout(Duration::MAX);
+    let (conn, rx) = open_channel(&server.url(), o);
+    expect_open(&rx);
+    conn.close().unwrap();
+    assert!(conn.wait(Duration::from_millis(300)).is_err(), "no deadline: still waiting for the peer");
+    drop(release);
+    drop(server);
+    let end = finish(&rx).1;
+    assert!(matches!(end, Event::Close { code: 1006, .. }), "{end:?}");
+    assert_eq!(conn.wait(Duration::MAX), Ok(()));
+}
+
+#[test]
+fn wait_with_duration_max_returns_when_finished() {
+    let server = echo_server();
+    let (conn, rx) = open_channel(&server.url(), Options::new());
+    expect_open(&rx);
+    let waiter = {
+        let conn = conn.clone();
+        std::thread::spawn(move || conn.wait(Duration::MAX))
+    };
+    conn.close().unwrap();
+    assert_eq!(waiter.join().unwrap(), Ok(()));
+}
+
+fn any_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::MAX),
+        Just(Duration::from_millis(1 << 31)),
+        Just(Duration::from_secs(u64::MAX)),
+        (0u64..5_000).prop_map(Duration::from_millis),
+        any::<u64>().prop_map(Duration::from_nanos),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any option durations: exactly one terminal event (checked by
+    /// `finish`), within the deadline, and no panic.
+    #[test]
+    fn any_durations_end_in_exactly_one_terminal_event(
+        connect in any_duration(),
+        close in any_duration(),
+        ping in proptest::option::of(any_duration()),
+        pong in any_duration(),
+    ) {
+        let server = echo_server();
+        let mut o = Options::new();
+        o.connect_timeout(connect).close_timeout(close).ping_interval(ping).pong_timeout(pong);
+        let (conn, rx) = open_channel(&server.url(), o);
+        let _ = conn.send("x");
+        let _ = conn.close();
+        let _ = finish(&rx);
+        prop_assert_eq!(conn.wait(Duration::MAX), Ok(()));
+    }
+}
+
+// ------------------------- 5. close at the instant a dial fails
+
+/// Connects, closes at once, and checks the rule: if `close` returned `Ok`,
+/// the end is `Close 1006`; otherwise the dial had already failed.
+/// Returns whether close got in first.
+fn close_races_a_failing_dial(url: &str) -> bool {
+    let (conn, rx) = open_channel(url, Options::new());
+    let closed = conn.close();
+    let end = finish(&rx).1;
+    match closed {
+        Ok(()) => {
+            assert!(matches!(end, Event::Close { code: 1006, .. }), "close() returned Ok, yet: {end:?}");
+            true
+        }
+        Err(wsc::Error::Closed) | Err(wsc::Error::UnknownId) => {
+            assert!(matches!(end, Event::Error(_)), "{end:?}");
+            false
+        }
+        Err(e) => panic!("close: {e:?}"),
+    }
+}
+
+fn close_races(url: &str, rounds: usize) {
+    let won = (0..rounds).filter(|_| close_races_a_failing_dial(url)).count();
+    assert!(won > 0, "close never got in first in {rounds} rounds: the race was not exercised");
+}
+
+#[test]
+fn close_right_after_connect_to_a_refused_port_ends_in_close() {
+    close_races(&format!("ws://127.0.0.1:{}/", closed_port()), 300);
+}
+
+#[test]
+fn close_right_after_connect_to_an_unknown_host_ends_in_close() {
+    // A 64-byte label is invalid, so the resolver fails without any query.
+    close_races(&format!("ws://{}.invalid/", "a".repeat(64)), 300);
+}
+
+#[test]
+fn close_right_after_connect_to_a_403_ends_in_close() {
+    let server = http_server("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    close_races(&server.url(), 200);
+}
+
+// ---------------------------------------------- 6. a query without a path
+
+#[test]
+fn a_query_without_a_path_is_sent_as_slash_query() {
+    let (tx, rx) = unbounded();
+    let server = TcpServer::local(move |mut s| {
+        if let Ok(head) = read_request(&mut s) {
+            let _ = tx.send(head.lines().next().unwrap_or_default().to_owned());
+            let _ = s.write_all(upgrade_response(&head).as_bytes());
+            drain(s);
+        }
+    });
+    let (conn, events) = open_channel(&format!("ws://{}?x=1&y=2", server.addr()), Options::new());
+    expect_open(&events);
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "GET /?x=1&y=2 HTTP/1.1");
+    conn.close().unwrap();
+}
+
+// ------------------------- 7. a handshake that blocks on write
+
+#[test]
+fn an_upgrade_request_larger_than_the_socket_buffers_goes_through() {
+    // The server takes the request slowly through a tiny receive buffer and
+    // answers only once it has all of it: a client that waits for
+    // readability while its request is stuck in its send buffer would hang
+    // until the connect timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&listener).set_recv_buffer_size(4096).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+            assert!(n > 0, "the client hung up during its request");
+            head.extend_from_slice(&buf[..n]); // the client sends nothing after its request
+        }
+        let head = String::from_utf8(head).unwrap();
+        s.write_all(upgrade_response(&head).as_bytes()).unwrap();
+        echo(tungstenite::WebSocket::from_raw_socket(s, tungstenite::protocol::Role::Server, None));
+        head.len()
+    });
+    let cookie = "c".repeat(8 << 20);
+    let mut o = Options::new();
+    o.add_header("Cookie", &cookie).unwrap().connect_timeout(Duration::from_secs(15));
+    let started = Instant::now();
+    let (conn, rx) = open_channel(&format!("ws://{addr}/"), o);
+    expect_open(&rx);
+    conn.send("after a large request").unwrap();
+    assert_eq!(expect_text(&rx), "after a large request");
+    conn.close().unwrap();
+    expect_close(&rx, 1000);
+    assert!(server.join().unwrap() > 8 << 20);
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+}
+
+// ------------------------------------------- 8. slowloris handshake
+
+#[test]
+fn a_handshake_response_in_tiny_pieces_is_refused_as_an_attack() {
+    // Faster than the connect timeout: tungstenite's guard (more than 64
+    // reads averaging under 128 bytes) ends it, as the README's table says.
+    let server = TcpServer::local(|mut s| {
+        if let Ok(head) = read_request(&mut s) {
+            for b in upgrade_response(&head).bytes() {
+                if s.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5)); // the peer's pace, not synchronisation
+            }
+            drain(s);
+        }
+    });
+    let (_conn, rx) = open_channel(&server.url(), Options::new());
+    let e = expect_error(&rx, ErrorKind::Handshake { status: None });
+    assert!(e.message().contains("slowloris"), "{e}");
+}
+
+// ------------------------------------------------- 9. panic in on_open
+
+#[test]
+fn a_panic_in_on_open_sends_close_1011_like_one_in_on_message() {
+    let (server, frames) = recording_server(false);
+    let (tx, rx) = unbounded();
+    Builder::new(server.url())
+        .on_open(|_| panic!("deliberate panic in on_open"))
+        .on_error(move |_, e| {
+            let _ = tx.send(e.clone());
+        })
+        .connect()
+        .unwrap();
+    let e = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(e.kind(), ErrorKind::Callback, "{e}");
+    let close = wait_for(&frames, "the client's Close", |m| m.is_close());
+    let tungstenite::Message::Close(Some(frame)) = close else { panic!("{close:?}") };
+    assert_eq!(u16::from(frame.code), 1011);
+}
+
+// ------------------------ 10. keepalive timeout and close at once
+
+#[test]
+fn close_racing_a_keepalive_timeout_ends_in_close_once_close_returned_ok() {
+    // The peer never answers pings: each connection's keepalive times out
+    // after ~20 ms, while the application closes at a varying moment around
+    // it. Whoever wins, close() returning Ok means the end is Close.
+    let (server, _release) = stalled_server();
+    let (mut close_won, mut timeout_won) = (0, 0);
+    for round in 0..150u64 {
+        let mut o = Options::new();
+        o.ping_interval(Some(Duration::from_millis(5)))
+            .pong_timeout(Duration::from_millis(15))
+            .close_timeout(Duration::from_millis(50));
+        let (conn, rx) = open_channel(&server.url(), o);
+        expect_open(&rx);
+        let spin = Instant::now() + Duration::from_micros(15_000 + (round % 30) * 300);
+        while Instant::now() < spin {
+            std::hint::spin_loop(); // vary the moment of the close, not a wait for an event
+        }
+        let closed = conn.close();
+        let end = finish(&rx).1;
+        match closed {
+            Ok(()) => {
+                assert!(matches!(end, Event::Close { code: 1006, .. }), "round {round}: close() was Ok, yet {end:?}");
+                close_won += 1;
+            }
+            Err(_) => {
+                assert!(matches!(&end, Event::Error(e) if e.kind() == ErrorKind::Timeout), "{end:?}");
+                timeout_won += 1;
+            }
+        }
+    }
+    assert!(close_won > 0, "close never won ({timeout_won} timeouts)");
+}
+
+// ------------------------------------------ 12. handler lifetimes
+
+#[test]
+fn unregister_waits_for_calls_in_progress() {
+    let server = echo_server();
+    let name = "hardening/unregister-waits";
+    let (entered_tx, entered) = bounded(1);
+    let (release_tx, release) = bounded::<()>(1);
+    let unregistered = Arc::new(AtomicBool::new(false));
+    let (seen_tx, seen) = bounded(1);
+    let flag = unregistered.clone();
+    wsc::register_handler(name, move |_, event| {
+        if matches!(event, Event::Open) {
+            let _ = entered_tx.send(());
+            let _ = release.recv();
+            // Still inside the call: unregister must not have returned.
+            let _ = seen_tx.send(flag.load(Ordering::SeqCst));
+        }
+    })
+    .unwrap();
+    let conn = wsc::create_websocket(&server.url(), name, None, None).unwrap();
+    entered.recv_timeout(DEADLINE).unwrap();
+    let (done_tx, done) = bounded(1);
+    let remover = std::thread::spawn(move || {
+        let r = wsc::unregister_handler(name);
+        unregistered.store(true, Ordering::SeqCst);
+        let _ = done_tx.send(());
+        r
+    });
+    // Give a wrong implementation the chance to return early.
+    assert!(done.recv_timeout(Duration::from_millis(200)).is_err(), "unregister returned during a call");
+    release_tx.send(()).unwrap();
+    assert!(!seen.recv_timeout(DEADLINE).unwrap(), "unregister returned while the handler ran");
+    assert_eq!(remover.join().unwrap(), Ok(()));
+    conn.close().unwrap();
+    conn.wait(DEADLINE).unwrap();
+}
+
+#[test]
+fn unregister_from_inside_the_handler_returns_at_once() {
+    let server = echo_server();
+    let name = "hardening/unregister-itself";
+    let (tx, rx) = unbounded();
+    wsc::register_handler(name, move |c, event| {
+        if matches!(event, Event::Open) {
+            let _ = tx.send(wsc::unregister_handler(name));
+            let _ = c.close();
+        }
+    })
+    .unwrap();
+    let conn = wsc::create_websocket(&server.url(), name, None, None).unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), Ok(()));
+    conn.wait(DEADLINE).unwrap();
+}
+
+#[test]
+fn replacing_a_handler_waits_for_the_old_one() {
+    let server = echo_server();
+    let name = "hardening/replace-waits";
+    let (entered_tx, entered) = bounded(1);
+    let (release_tx, release) = bounded::<()>(1);
+    let old_running = Arc::new(AtomicBool::new(false));
+    let running = old_running.clone();
+    wsc::register_handler(name, move |_, event| {
+        if matches!(event, Event::Open) {
+            running.store(true, Ordering::SeqCst);
+            let _ = entered_tx.send(());
+            let _ = release.recv();
+            running.store(false, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    let conn = wsc::create_websocket(&server.url(), name, None, None).unwrap();
+    entered.recv_timeout(DEADLINE).unwrap();
+    let replacer = std::thread::spawn(move || {
+        wsc::register_handler(name, |_, _| {}).unwrap();
+    });
+    release_tx.send(()).unwrap();
+    replacer.join().unwrap();
+    assert!(!old_running.load(Ordering::SeqCst), "re-registering returned while the old handler ran");
+    conn.close().unwrap();
+    conn.wait(DEADLINE).unwrap();
+    wsc::unregister_handler(name).unwrap();
+}
