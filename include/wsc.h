@@ -265,6 +265,14 @@ enum wsc_status wsc_wait(wsc_id id, uint32_t timeout_ms);
  * Registers `handler` under `name` (copied), replacing any handler of that
  * name. Events of connections already using the name go to the new handler
  * from their next event on. `user_data` is passed back untouched.
+ *
+ * Concurrency: the handler runs on the worker thread of each connection
+ * created with its name, so it may run on several threads at once (never
+ * twice at once for one connection). When replacing, this returns once no
+ * call of the old handler is in progress, so the old `user_data` may be
+ * freed then; called from inside any wsc callback it returns at once
+ * instead (it cannot wait for itself), and the old `user_data` must stay
+ * valid until the calls on other threads have returned.
  */
 enum wsc_status wsc_register_handler(const char *name, wsc_handler_fn handler, void *user_data);
 
@@ -272,6 +280,12 @@ enum wsc_status wsc_register_handler(const char *name, wsc_handler_fn handler, v
  * Removes the handler. Connections created with it carry on, but their
  * events are dropped until a handler of that name is registered again.
  * WSC_ERR_UNKNOWN_HANDLER if none is registered under `name`.
+ *
+ * Returns once no call of the handler is in progress on any thread: its
+ * `user_data` may be freed as soon as this returns WSC_OK. Called from
+ * inside any wsc callback (including the handler itself) it returns at
+ * once instead, and `user_data` must stay valid until the handler's calls
+ * on other threads have returned (e.g. free it from outside a callback).
  */
 enum wsc_status wsc_unregister_handler(const char *name);
 
@@ -458,6 +472,8 @@ const char *wsc_status_str(wsc_status status);
 /**
  * The detail of this thread's last failed wsc call, NUL-terminated ("" if
  * none). Owned by wsc: valid until this thread's next wsc call; never NULL.
+ * Any thread, including from thread-exit destructors (pthread key or C++
+ * `thread_local`), where it may be a fixed text saying no detail is kept.
  */
 const char *wsc_last_error(void);
 
