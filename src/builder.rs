@@ -76,6 +76,12 @@ impl Builder {
     }
 
     /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUri`] for a URI that does not parse or is not
+    /// `ws://`/`wss://`; [`Error::Shutdown`] after [`crate::shutdown`] (until
+    /// [`crate::init`]); [`Error::Internal`] if the system refuses an eventfd
+    /// or a thread.
     pub fn connect(self) -> Result<Connection, Error> {
         let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close } = self;
         let sink: Sink = Box::new(move |c, ev| match ev {
@@ -90,6 +96,9 @@ impl Builder {
     /// Channel style: every event arrives on the receiver, which ends after
     /// the terminal event, so `for ev in events { ... }` works. Callbacks set on
     /// this builder are ignored.
+    ///
+    /// # Errors
+    /// As [`Builder::connect`].
     pub fn connect_channel(self) -> Result<(Connection, Receiver<Event>), Error> {
         let (tx, rx) = unbounded();
         let sink: Sink = Box::new(move |_, ev| {
@@ -100,6 +109,9 @@ impl Builder {
 }
 
 /// Channel style with default options: `let (conn, events) = wsc::connect(uri)?;`
+///
+/// # Errors
+/// As [`Builder::connect`].
 pub fn connect(uri: &str) -> Result<(Connection, Receiver<Event>), Error> {
     Builder::new(uri).connect_channel()
 }

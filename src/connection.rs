@@ -292,7 +292,13 @@ impl Connection {
     /// Closes with code 1000: queued messages are written first, then the
     /// closing handshake runs (bounded by the close timeout). On a connection
     /// still connecting the handshake is abandoned at once and the connection
-    /// ends with `Close { code: 1006 }`. Closing twice is [`Error::Closed`].
+    /// ends with `Close { code: 1006 }`. Once this has returned `Ok` the
+    /// terminal event is `Close`, whatever else happens at the same moment.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] for a second close, or once the connection's end is
+    /// already settled (inside its terminal callback); [`Error::UnknownId`]
+    /// once it has finished.
     pub fn close(&self) -> Result<(), Error> {
         self.close_with(1000, "")
     }
@@ -353,8 +359,12 @@ impl Connection {
     }
 
     /// Blocks until the connection has finished (its terminal event has been
-    /// delivered) or `timeout` passes ([`Error::Timeout`]). From the
-    /// connection's own callbacks it would wait for itself: `Timeout` at once.
+    /// delivered) or `timeout` passes. Any `timeout` works; one too large to
+    /// represent as a deadline (`Duration::MAX`) waits without one.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when `timeout` passes first, and at once when
+    /// called from the connection's own callbacks (it would wait for itself).
     pub fn wait(&self, timeout: Duration) -> Result<(), Error> {
         if current_worker() == Some(self.id()) {
             return Err(Error::Timeout("a connection cannot wait for itself from its own callback".into()));

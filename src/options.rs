@@ -77,6 +77,8 @@ impl Options {
     }
 
     /// Bounds DNS, TCP, TLS and the HTTP upgrade together. Default 10 s.
+    /// Any value works; one too large to add to the current time (such as
+    /// `Duration::MAX`) means no timeout, as for every duration here.
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.connect_timeout = timeout;
         self

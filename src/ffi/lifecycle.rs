@@ -6,7 +6,10 @@ use std::time::Duration;
 
 /// Closes every connection (code 1001; handshakes in progress are aborted),
 /// waits up to `timeout_ms` for every worker thread to exit, and returns
-/// WSC_OK only when all have exited: after it, dlclose() is safe.
+/// WSC_OK only when all have exited: then no connection is listed, every id
+/// is WSC_ERR_UNKNOWN_ID, and a wsc_connect racing this call has either been
+/// refused (WSC_ERR_SHUTDOWN) or was among those shut down, so dlclose() is
+/// safe. Any thread, including callbacks and thread-exit destructors.
 /// WSC_ERR_TIMEOUT if some have not; called from inside a callback it waits
 /// for every other worker but cannot wait for its own, and returns
 /// WSC_ERR_TIMEOUT. From then on wsc_connect and wsc_create_websocket return
