@@ -7,7 +7,7 @@
 
 use crate::error::{ConnectionError, ErrorKind};
 use crate::options::Options;
-use crate::stream::{raw_fd, tcp, Stream, Tcp};
+use crate::stream::{raw_fd, Stream, Tcp, Transport};
 use crate::target::Target;
 use crate::waker::{Interest, Waker};
 use native_tls::HandshakeError as TlsHandshakeError;
@@ -49,8 +49,8 @@ impl Dial<'_> {
         let addrs = self.resolve()?;
         self.check("resolving the host name")?;
         let tcp = Tcp::new(self.tcp(&addrs)?);
-        let stream = if self.target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
-        self.upgrade(stream)
+        let transport = if self.target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
+        self.upgrade(Stream::new(transport))
     }
 
     fn check(&self, stage: &str) -> Result<(), DialError> {
@@ -119,7 +119,7 @@ impl Dial<'_> {
         Ok(socket.into())
     }
 
-    fn tls(&self, tcp: Tcp) -> Result<Stream, DialError> {
+    fn tls(&self, tcp: Tcp) -> Result<Transport, DialError> {
         let fd = tcp.as_raw_fd();
         let host = self.target.host.as_str();
         let connector = self.options.tls.connector()?;
@@ -165,7 +165,7 @@ impl Dial<'_> {
                     return Ok((ws, protocol));
                 }
                 Err(HandshakeError::Interrupted(mid)) => {
-                    let blocked = tcp(mid.get_ref().get_ref()).blocked_on();
+                    let blocked = mid.get_ref().get_ref().tcp().blocked_on();
                     let stage = if blocked.write {
                         "sending the HTTP upgrade request"
                     } else {

@@ -19,6 +19,7 @@ mod connection;
 mod dial;
 mod error;
 mod event;
+mod frames;
 mod gate;
 mod handler;
 mod lifecycle;

@@ -12,14 +12,58 @@
 //! handshake or an HTTP upgrade says only "interrupted", yet the step may be
 //! stuck on a write (a request with large cookies fills the socket buffer)
 //! as well as on a read: the dialer waits for whichever the socket refused.
+//!
+//! On top, above TLS, [`Stream`] shows every byte tungstenite reads to a
+//! [`Frames`] tracker, so the worker knows when tungstenite's buffers hold
+//! nothing but whole messages and may be given back (see `frames`).
 
+use crate::frames::Frames;
 use crate::waker::Interest;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use tungstenite::stream::MaybeTlsStream;
 
-pub(crate) type Stream = MaybeTlsStream<Tcp>;
+/// TCP, or TLS over it.
+pub(crate) type Transport = MaybeTlsStream<Tcp>;
+
+/// What tungstenite reads and writes: the transport, with the frame tracker
+/// watching what is read.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    transport: Transport,
+    frames: Frames,
+}
+
+impl Stream {
+    /// A stream whose first bytes to read are the HTTP upgrade response.
+    pub(crate) fn new(transport: Transport) -> Stream {
+        Stream { transport, frames: Frames::default() }
+    }
+
+    /// See [`Frames::at_message_boundary`].
+    pub(crate) fn at_message_boundary(&self) -> bool {
+        self.frames.at_message_boundary()
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.transport.read(buf)?;
+        self.frames.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transport.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.transport.flush()
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Tcp {
@@ -79,16 +123,23 @@ impl AsRawFd for Tcp {
     }
 }
 
-/// The TCP layer under either kind of stream.
-pub(crate) fn tcp(stream: &Stream) -> &Tcp {
-    match stream {
+/// The TCP layer under either kind of transport.
+pub(crate) fn tcp(transport: &Transport) -> &Tcp {
+    match transport {
         MaybeTlsStream::Plain(s) => s,
         MaybeTlsStream::NativeTls(s) => s.get_ref(),
         _ => unreachable!("only plain and native-tls streams are built"),
     }
 }
 
-/// The socket under either kind of stream.
+impl Stream {
+    /// The TCP layer underneath.
+    pub(crate) fn tcp(&self) -> &Tcp {
+        tcp(&self.transport)
+    }
+}
+
+/// The socket under a stream.
 pub(crate) fn raw_fd(stream: &Stream) -> RawFd {
-    tcp(stream).as_raw_fd()
+    stream.tcp().as_raw_fd()
 }

@@ -45,6 +45,16 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How many bytes of queued messages to hand to tungstenite before flushing.
 const WRITE_BATCH: usize = 256 << 10;
 
+/// A message larger than this leaves tungstenite's buffers that large...
+const SHRINK_ABOVE: usize = 64 << 10;
+
+/// ...until the connection has been idle this long; then they are given back
+/// (see `frames`). Traffic that never pauses this long never pays for it.
+const SHRINK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The open phase paused because tungstenite's buffers may be given back.
+struct Idle;
+
 /// Connects, serves the connection until it ends, and returns its terminal
 /// event (undelivered). Callbacks before it go to `sink`.
 pub(crate) fn run(conn: &Connection, sink: &mut Sink, target: &Target, options: &Options, queues: Queues) -> Event {
@@ -87,7 +97,12 @@ impl Worker<'_> {
         let end = match self.deliver(Event::Open) {
             Ok(()) => {
                 fault_point(target);
-                session.serve(self)
+                loop {
+                    match session.serve(self) {
+                        Ok(Idle) => session = session.rebuilt(),
+                        Err(end) => break end,
+                    }
+                }
             }
             Err(end) => end,
         };
@@ -189,6 +204,10 @@ struct Session {
     closing: Closing,
     keepalive: Option<Keepalive>,
     close_timeout: Duration,
+    /// When to give tungstenite's buffers back after a large message.
+    shrink_at: Option<Instant>,
+    /// tungstenite's last `read` wanted more bytes (it holds no whole frame).
+    read_drained: bool,
 }
 
 impl Session {
@@ -209,17 +228,51 @@ impl Session {
             read_ready: true,
             needs_flush: false,
             seen_activity: 0,
+            shrink_at: None,
+            read_drained: false,
             closing: Closing::No,
             keepalive,
             close_timeout: options.close_timeout,
         }
     }
 
-    fn serve(&mut self, w: &mut Worker) -> Terminal {
+    /// Runs the open phase until it ends, or pauses when tungstenite's
+    /// buffers can be given back.
+    fn serve(&mut self, w: &mut Worker) -> Result<Idle, Terminal> {
         loop {
-            if let Err(end) = self.step(w) {
-                return end;
+            self.step(w)?;
+            if self.shrink_due() {
+                return Ok(Idle);
             }
+        }
+    }
+
+    /// A large message passed, the connection has idled since, and
+    /// tungstenite holds nothing but whole, processed messages.
+    fn shrink_due(&self) -> bool {
+        self.shrink_at.is_some_and(|t| Instant::now() >= t)
+            && self.read_drained
+            && matches!(self.closing, Closing::No)
+            && !self.write_blocked
+            && !self.needs_flush
+            && self.in_flight == 0
+            && self.ws.get_ref().at_message_boundary()
+    }
+
+    /// The same socket in a new tungstenite `WebSocket`, with buffers of
+    /// the configured size rather than of the largest message so far.
+    fn rebuilt(mut self) -> Session {
+        let config = *self.ws.get_config();
+        let stream = self.ws.into_inner();
+        let ws = WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, Some(config));
+        self.shrink_at = None;
+        Session { ws, ..self }
+    }
+
+    /// A message of `len` bytes passed through tungstenite's buffers.
+    fn passed(&mut self, len: usize) {
+        if len > SHRINK_ABOVE {
+            self.shrink_at = deadline_in(SHRINK_AFTER_IDLE);
         }
     }
 
@@ -269,6 +322,7 @@ impl Session {
                 break;
             };
             let len = msg.len();
+            self.passed(len);
             if !can_write {
                 w.conn.shared().unbuffer(len);
                 continue;
@@ -332,9 +386,14 @@ impl Session {
     fn read(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         while self.read_ready && self.wants_read(w) {
             match self.ws.read() {
-                Ok(msg) => self.received(w, msg)?,
+                Ok(msg) => {
+                    self.read_drained = false;
+                    self.passed(msg.len());
+                    self.received(w, msg)?
+                }
                 Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.read_ready = false;
+                    self.read_drained = true;
                 }
                 Err(tungstenite::Error::ConnectionClosed) => return Err(self.closed()),
                 Err(e) => return Err(self.failure(e)),
@@ -495,10 +554,17 @@ impl Session {
     }
 
     fn deadline(&self, w: &Worker) -> Option<Instant> {
-        match &self.closing {
+        let timer = match &self.closing {
             Closing::Underway { deadline, .. } | Closing::Requested { deadline, .. } => *deadline,
             _ if w.gate.is_open() => self.keepalive.as_ref().and_then(Keepalive::deadline),
             _ => None,
+        };
+        // A shrink that came due but could not happen yet waits for the
+        // next wake-up anyway; only a future one sets a deadline.
+        let shrink = self.shrink_at.filter(|t| *t > Instant::now());
+        match (timer, shrink) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

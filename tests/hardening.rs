@@ -383,3 +383,33 @@ fn replacing_a_handler_waits_for_the_old_one() {
     conn.wait(DEADLINE).unwrap();
     wsc::unregister_handler(name).unwrap();
 }
+
+// ------------------------------ 11. buffers given back after idling
+
+#[test]
+fn messages_after_the_buffers_were_given_back_arrive_intact() {
+    // After a large message the connection idles past the point where wsc
+    // rebuilds tungstenite's socket state; frames that follow (fragmented,
+    // with a ping between fragments, large again) must arrive whole.
+    let big = vec![b'b'; 200 << 10];
+    let payload = big.clone();
+    let server = raw_ws_server(move |mut s| {
+        let _ = s.write_all(&frame(FIN | BINARY, &payload));
+        std::thread::sleep(Duration::from_millis(1500)); // the peer's pace: idle past the shrink
+        let mut bytes = frame(TEXT, b"frag");
+        bytes.extend(frame(FIN | PING, b"p"));
+        bytes.extend(frame(FIN, b"mented"));
+        bytes.extend(frame(FIN | BINARY, &payload));
+        for chunk in bytes.chunks(7) {
+            let _ = s.write_all(chunk);
+        }
+        let _ = s.write_all(&close_frame(1000, "done"));
+        let _ = read_close_code(&mut s);
+    });
+    let (_conn, rx) = open_channel(&server.url(), Options::new());
+    let (events, last) = finish(&rx);
+    let bin = Event::Message(wsc::Message::Binary(big.into()));
+    let text = Event::Message(wsc::Message::Text("fragmented".into()));
+    assert_eq!(events, vec![Event::Open, bin.clone(), text, bin]);
+    assert!(matches!(last, Event::Close { code: 1000, .. }), "{last:?}");
+}

@@ -1,0 +1,176 @@
+//! Where the bytes handed to tungstenite stand in the frame sequence.
+//!
+//! tungstenite keeps its read and write buffers at the size of the largest
+//! frame it has seen, and they are private to it: the only way to give that
+//! memory back is to rebuild the `WebSocket` around the same socket, which
+//! is safe only when tungstenite holds no byte of an unfinished frame and no
+//! part of a fragmented message. Its buffer cannot be asked, so this follows
+//! the stream from outside: it watches every byte tungstenite reads (the
+//! HTTP response head, then frame headers and payload lengths) and says when
+//! everything read so far is whole messages. Only headers are parsed, so it
+//! costs a few instructions per frame, not per byte.
+
+/// Follows frame boundaries in the bytes read from the server.
+#[derive(Debug, Default)]
+pub(crate) struct Frames {
+    /// How much of the "\r\n\r\n" ending the HTTP response head has been
+    /// seen; 4 once the head is over and frames begin.
+    head: u8,
+    /// The header of the frame being read, as far as it has arrived.
+    header: [u8; MAX_HEADER],
+    header_len: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: u64,
+    /// A data frame without FIN began a message that has not ended yet.
+    in_message: bool,
+}
+
+const MAX_HEADER: usize = 14;
+const HEAD_END: &[u8; 4] = b"\r\n\r\n";
+
+impl Frames {
+    /// Notes bytes just read from the socket, in order.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if usize::from(self.head) < HEAD_END.len() {
+                self.head = if bytes[0] == HEAD_END[usize::from(self.head)] {
+                    self.head + 1
+                } else {
+                    u8::from(bytes[0] == b'\r')
+                };
+                bytes = &bytes[1..];
+            } else if self.payload_left > 0 {
+                let n = usize::try_from(self.payload_left).map_or(bytes.len(), |left| left.min(bytes.len()));
+                self.payload_left -= n as u64;
+                bytes = &bytes[n..];
+            } else {
+                self.header[self.header_len] = bytes[0];
+                self.header_len += 1;
+                bytes = &bytes[1..];
+                self.header_done();
+            }
+        }
+    }
+
+    /// If the header is complete, moves on to its payload.
+    fn header_done(&mut self) {
+        let h = &self.header[..self.header_len];
+        if h.len() < 2 {
+            return;
+        }
+        let ext = match h[1] & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let mask = if h[1] & 0x80 != 0 { 4 } else { 0 };
+        if h.len() < 2 + ext + mask {
+            return;
+        }
+        let len = match ext {
+            0 => u64::from(h[1] & 0x7F),
+            _ => h[2..2 + ext].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        };
+        let (fin, opcode) = (h[0] & 0x80 != 0, h[0] & 0x0F);
+        if opcode < 8 {
+            self.in_message = !fin; // data or continuation; control frames leave it
+        }
+        self.payload_left = len;
+        self.header_len = 0;
+    }
+
+    /// True when every byte read so far belongs to whole messages: nothing
+    /// of a frame or of a fragmented message is left in tungstenite's hands
+    /// once it has processed what it read.
+    pub(crate) fn at_message_boundary(&self) -> bool {
+        usize::from(self.head) == HEAD_END.len() && self.header_len == 0 && self.payload_left == 0 && !self.in_message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frames;
+    use proptest::prelude::*;
+
+    /// A server frame (unmasked unless `mask`), as tungstenite would read it.
+    fn frame(b0: u8, len: usize, mask: bool) -> Vec<u8> {
+        let m = if mask { 0x80 } else { 0 };
+        let mut out = vec![b0];
+        match len {
+            0..=125 => out.push(m | len as u8),
+            126..=0xFFFF => {
+                out.push(m | 126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(m | 127);
+                out.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        if mask {
+            out.extend_from_slice(&[1, 2, 3, 4]);
+        }
+        out.extend(vec![b'x'; len]);
+        out
+    }
+
+    const HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+
+    #[test]
+    fn boundaries_of_whole_and_fragmented_messages() {
+        let mut f = Frames::default();
+        assert!(!f.at_message_boundary(), "still in the HTTP head");
+        f.feed(HEAD);
+        assert!(f.at_message_boundary());
+        f.feed(&frame(0x81, 70_000, false)[..100]);
+        assert!(!f.at_message_boundary(), "mid-payload");
+        f.feed(&frame(0x81, 70_000, false)[100..]);
+        assert!(f.at_message_boundary());
+        f.feed(&frame(0x01, 3, false)); // first fragment
+        assert!(!f.at_message_boundary(), "mid-message");
+        f.feed(&frame(0x89, 2, false)); // a ping between fragments
+        assert!(!f.at_message_boundary());
+        f.feed(&frame(0x80, 3, false)); // last fragment
+        assert!(f.at_message_boundary());
+        f.feed(&[0x82]);
+        assert!(!f.at_message_boundary(), "mid-header");
+    }
+
+    proptest! {
+        /// However the bytes are split into reads, the boundary is reported
+        /// exactly after each whole message and nowhere else.
+        #[test]
+        fn any_split_finds_exactly_the_message_ends(
+            frames in proptest::collection::vec((any::<bool>(), 0u8..3, 0usize..70_000, any::<bool>()), 1..8),
+            cuts in proptest::collection::vec(1usize..20_000, 0..40),
+        ) {
+            let mut bytes = HEAD.to_vec();
+            let mut ends = vec![HEAD.len()];
+            let mut open = false;
+            for (fin, kind, len, mask) in frames {
+                // kind: 0 data/continuation, 1 ping, 2 close (control: always FIN, short)
+                let (b0, len) = match kind {
+                    0 => ((u8::from(fin) << 7) | if open { 0 } else { 1 }, len),
+                    1 => (0x89, len % 126),
+                    _ => (0x88, len % 126),
+                };
+                bytes.extend(frame(b0, len, mask));
+                if kind == 0 {
+                    open = !fin;
+                }
+                if !open {
+                    ends.push(bytes.len());
+                }
+            }
+            let mut f = Frames::default();
+            let mut at = 0;
+            let mut cuts = cuts.into_iter();
+            while at < bytes.len() {
+                let n = cuts.next().unwrap_or(bytes.len()).min(bytes.len() - at);
+                f.feed(&bytes[at..at + n]);
+                at += n;
+                prop_assert_eq!(f.at_message_boundary(), ends.contains(&at), "after {} bytes", at);
+            }
+        }
+    }
+}
