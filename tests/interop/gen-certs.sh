@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Makes the test PKI for the wss:// tests, in the directory given (default
-# tests/interop/certs). Each file is one failure the client must name:
+# The one generator of the test PKI, for every wss:// test: tests/tls.rs (into
+# a temporary directory), tests/interop (setup.sh) and tests/autobahn (run.sh).
+# Writes into the directory given (default tests/interop/certs). Each file is
+# one failure the client must name:
 #   ca.pem / ca.key          the test CA the client is told to trust
 #   other-ca.pem             an unrelated CA: trusting only it is "wrong CA"
 #   good.pem / good.key      localhost, 127.0.0.1, ::1, signed by ca.pem
 #   wronghost.pem / .key     signed by ca.pem, but for wrong.example only
-#   expired.pem / .key       localhost, signed by ca.pem, expired in 2020
-# Regenerated only when missing; delete the directory to start over.
+#   expired.pem / .key       localhost, 127.0.0.1, ::1, signed by ca.pem,
+#                            valid only on 2020-01-01 (`openssl ca` with dates)
+# Keys are RSA 2048, PKCS#8 PEM. Regenerated only when missing; delete the
+# directory to start over. On failure, openssl's own message goes to stderr.
 set -euo pipefail
 out=${1:-"$(cd "$(dirname "$0")" && pwd)/certs"}
 [[ -f "$out/expired.pem" ]] && exit 0
@@ -15,17 +19,21 @@ cd "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+quiet() { # runs openssl quietly (RSA key generation prints progress), loudly on failure
+  "$@" 2>"$tmp/stderr" || { cat "$tmp/stderr" >&2; return 1; }
+}
+
 ca() { # name, subject
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" \
+  quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" \
     -days 3650 -subj "$2" -addext basicConstraints=critical,CA:TRUE \
-    -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    -addext keyUsage=critical,keyCertSign,cRLSign
 }
 
 leaf() { # name, subjectAltName, extra openssl-ca date flags...
   local name=$1 san=$2
   shift 2
-  openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
-    -subj "/CN=wsc test $name" 2>/dev/null
+  quiet openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
+    -subj "/CN=wsc test $name"
   printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
     "$san" >"$tmp/$name.ext"
   rm -rf "$tmp/db" && mkdir -p "$tmp/db" && : >"$tmp/db/index.txt"
@@ -44,8 +52,8 @@ copy_extensions = none
 [anything]
 commonName = supplied
 CNF
-  openssl ca -batch -notext -config "$tmp/ca.cnf" -in "$tmp/$name.csr" -out "$name.pem" \
-    -extfile "$tmp/$name.ext" "$@" 2>/dev/null
+  quiet openssl ca -batch -notext -config "$tmp/ca.cnf" -in "$tmp/$name.csr" -out "$name.pem" \
+    -extfile "$tmp/$name.ext" "$@"
 }
 
 ca ca "/CN=wsc test CA"
