@@ -119,15 +119,9 @@ fn terminal_error_protocol_violation() {
 
 #[test]
 fn terminal_error_connect_timeout_on_silent_server() {
-    let server = silent_server();
-    let started = Instant::now();
-    let o = opts(|o| {
-        o.connect_timeout(Duration::from_millis(400));
-    });
-    let (_conn, rx) = open_channel(&server.url(), o);
-    let e = expect_error(&rx, ErrorKind::Timeout);
+    let (e, took) = connect_to_silent_server(Duration::from_millis(400));
     assert!(e.message().contains("timeout"), "{e}");
-    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(took >= Duration::from_millis(400));
 }
 
 #[test]

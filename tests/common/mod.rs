@@ -401,6 +401,20 @@ pub fn expect_error(rx: &Receiver<Event>, kind: ErrorKind) -> ConnectionError {
     }
 }
 
+/// Connects with `connect_timeout` to a server that accepts TCP and never
+/// answers the upgrade; expects a Timeout error. Returns it and how long the
+/// connection took to end.
+pub fn connect_to_silent_server(connect_timeout: Duration) -> (ConnectionError, Duration) {
+    let server = silent_server();
+    let started = Instant::now();
+    let o = opts(|o| {
+        o.connect_timeout(connect_timeout);
+    });
+    let (_conn, rx) = open_channel(&server.url(), o);
+    let e = expect_error(&rx, ErrorKind::Timeout);
+    (e, started.elapsed())
+}
+
 /// Everything sent on `rx` until its senders are gone (panics at the deadline).
 pub fn collect_all<T: std::fmt::Debug>(rx: &Receiver<T>) -> Vec<T> {
     let deadline = Instant::now() + DEADLINE;
