@@ -9,9 +9,16 @@
 #   wronghost.pem / .key     signed by ca.pem, but for wrong.example only
 #   expired.pem / .key       localhost, 127.0.0.1, ::1, signed by ca.pem,
 #                            valid only on 2020-01-01 (`openssl ca` with dates)
-# Keys are RSA 2048, PKCS#8 PEM. Regenerated only when missing; delete the
-# directory to start over. On failure, openssl's own message goes to stderr.
+# Keys are PKCS#8 PEM: RSA 2048, or P-256 with WSC_CERT_KEY=ec (the benchmark
+# uses those, as a TLS server today would). Regenerated only when missing;
+# delete the directory to start over. On failure, openssl's own message goes
+# to stderr.
 set -euo pipefail
+case ${WSC_CERT_KEY:-rsa} in
+rsa) newkey=(-newkey rsa:2048) usage=digitalSignature,keyEncipherment ;;
+ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) usage=digitalSignature ;;
+*) echo "gen-certs.sh: WSC_CERT_KEY must be rsa or ec" >&2; exit 2 ;;
+esac
 out=${1:-"$(cd "$(dirname "$0")" && pwd)/certs"}
 [[ -f "$out/expired.pem" ]] && exit 0
 mkdir -p "$out"
@@ -19,12 +26,12 @@ cd "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-quiet() { # runs openssl quietly (RSA key generation prints progress), loudly on failure
+quiet() { # runs openssl quietly (key generation prints progress), loudly on failure
   "$@" 2>"$tmp/stderr" || { cat "$tmp/stderr" >&2; return 1; }
 }
 
 ca() { # name, subject
-  quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" \
+  quiet openssl req -x509 "${newkey[@]}" -nodes -keyout "$1.key" -out "$1.pem" \
     -days 3650 -subj "$2" -addext basicConstraints=critical,CA:TRUE \
     -addext keyUsage=critical,keyCertSign,cRLSign
 }
@@ -32,10 +39,10 @@ ca() { # name, subject
 leaf() { # name, subjectAltName, extra openssl-ca date flags...
   local name=$1 san=$2
   shift 2
-  quiet openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
+  quiet openssl req "${newkey[@]}" -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
     -subj "/CN=wsc test $name"
-  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
-    "$san" >"$tmp/$name.ext"
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=%s\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
+    "$usage" "$san" >"$tmp/$name.ext"
   rm -rf "$tmp/db" && mkdir -p "$tmp/db" && : >"$tmp/db/index.txt"
   cat >"$tmp/ca.cnf" <<CNF
 [ca]
