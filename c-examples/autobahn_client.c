@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "testutil.h" /* after_ms, cond_init_monotonic */
 #include "wsc.h"
 
 #define AGENT "wsc"
@@ -91,7 +92,7 @@ static int run_one(const char *uri, const wsc_options *options, struct run *r)
     int timed_out = 0;
 
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    cond_init_monotonic(&r->cv);
     r->done = 0;
     r->outcome[0] = r->first_text[0] = '\0';
     wsc_status st = wsc_connect(uri, options, &callbacks, r, &id);
@@ -100,8 +101,7 @@ static int run_one(const char *uri, const wsc_options *options, struct run *r)
                  wsc_last_error());
         return -1;
     }
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += CASE_DEADLINE_S;
+    until = after_ms(CASE_DEADLINE_S * 1000L);
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
         if (!timed_out && pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT) {

@@ -11,9 +11,9 @@
  *      -lpthread -Wl,-rpath,$PWD/target/release -o target/release/bench_c
  */
 #define _POSIX_C_SOURCE 200809L
+#include "testutil.h" /* cond_init_monotonic, wait_count */
 #include "wsc.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,17 +55,7 @@ static void signal_flag(bench *b, int *flag) {
 
 /* Waits up to 60 s for *flag; 0 on time out. */
 static int wait_flag(bench *b, int *flag) {
-    struct timespec deadline;
-    int ok;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 60;
-    pthread_mutex_lock(&b->lock);
-    while (!*flag) {
-        if (pthread_cond_timedwait(&b->changed, &b->lock, &deadline) == ETIMEDOUT) break;
-    }
-    ok = *flag;
-    pthread_mutex_unlock(&b->lock);
-    return ok;
+    return wait_count(&b->lock, &b->changed, flag, 1, NULL, 60000);
 }
 
 static void on_open(wsc_id id, void *user) {
@@ -129,7 +119,7 @@ int main(int argc, char **argv) {
     }
     memset(&b, 0, sizeof b);
     pthread_mutex_init(&b.lock, NULL);
-    pthread_cond_init(&b.changed, NULL);
+    cond_init_monotonic(&b.changed);
     b.size = (size_t)strtoul(argv[2], NULL, 10);
     b.n = (size_t)strtoul(argv[3], NULL, 10);
     b.payload = malloc(b.size ? b.size : 1);

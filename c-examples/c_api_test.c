@@ -18,20 +18,15 @@
  * timed windows are in checks that something does NOT happen.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <malloc.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h" /* CHECK, CHECK_ST, run_tests, after_ms, thread_count, ... */
 #include "wsc.h"
 
 #define WAIT_MS 10000
@@ -46,104 +41,7 @@ static const char *ECHO;  /* the echo server's URL */
 static const char *EXTRA; /* base URL of the misbehaving peer, or NULL */
 static pthread_t main_thread;
 
-/* ------------------------------------------------------------------ checks */
-
-static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
-static int checks, failures, test_failures;
-static const char *current_test = "";
-
-static int check_(int ok, const char *what, int line)
-{
-    pthread_mutex_lock(&check_lock);
-    checks++;
-    if (!ok) {
-        failures++;
-        test_failures++;
-        fprintf(stderr, "  FAIL %s (line %d): %s\n", current_test, line, what);
-    }
-    pthread_mutex_unlock(&check_lock);
-    return ok;
-}
-
-static int check_status_(wsc_status got, wsc_status want, const char *what, int line)
-{
-    char buf[512];
-    if (got == want)
-        return check_(1, what, line);
-    snprintf(buf, sizeof buf, "%s: got %s, want %s (last error: %s)", what, wsc_status_str(got),
-             wsc_status_str(want), wsc_last_error());
-    return check_(0, buf, line);
-}
-
-#define CHECK(cond) check_((cond) ? 1 : 0, #cond, __LINE__)
-#define CHECK_ST(expr, want) check_status_((expr), (want), #expr, __LINE__)
-
-/* ----------------------------------------------------------------- timing */
-
-static struct timespec after_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-static long elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
-}
-
-static void cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 /* --------------------------------------------------------- process state */
-
-static int thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-    if (!dir)
-        return -1;
-    while ((e = readdir(dir)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(dir);
-    return n;
-}
-
-/* The kernel drops a thread from /proc/self/task a moment after
- * pthread_join() has returned (the join wakes on the thread's tid being
- * cleared, before the kernel releases the task). wsc_shutdown() returning
- * WSC_OK means every worker was joined; this waits out that last step. */
-static int threads_settled(int want)
-{
-    struct timespec start;
-    int n;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while ((n = thread_count()) > want && elapsed_ms(&start) < 2000)
-        sched_yield();
-    return n;
-}
-
-/* Bytes in use on the malloc heap (0 under valgrind or ASan, which replace malloc). */
-static size_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-}
 
 /* Every worker thread exited, and wsc accepting connections again. */
 static int quiesce(void)
@@ -163,41 +61,29 @@ static int count_clients(void)
 
 /* ------------------------------------------------ local TCP misbehaviour */
 
+/* ws://127.0.0.1:PORT<path> for a loopback_socket(backlog); exits if there is none. */
+static int loopback_uri(int backlog, const char *path, char *uri, size_t len)
+{
+    int port, fd = loopback_socket(backlog, &port);
+    if (fd < 0) {
+        perror("loopback socket");
+        exit(2);
+    }
+    snprintf(uri, len, "ws://127.0.0.1:%d%s", port, path);
+    return fd;
+}
+
 /* A listener that never accepts: the TCP handshake completes in the kernel
  * backlog, the HTTP upgrade is never answered. */
 static int silent_server(char *uri, size_t len)
 {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
-        perror("silent server");
-        exit(2);
-    }
-    snprintf(uri, len, "ws://127.0.0.1:%d/silent", ntohs(a.sin_port));
-    return fd;
+    return loopback_uri(128, "/silent", uri, len);
 }
 
 /* A loopback port nobody listens on: connecting is refused. */
 static void refused_uri(char *uri, size_t len)
 {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
-        perror("refused port");
-        exit(2);
-    }
-    snprintf(uri, len, "ws://127.0.0.1:%d/", ntohs(a.sin_port));
-    close(fd);
+    close(loopback_uri(0, "/", uri, len));
 }
 
 /* ------------------------------------------------- a recording connection */
@@ -236,7 +122,7 @@ static void rec_init(struct rec *r)
     memset(r, 0, sizeof *r);
     r->magic = REC_MAGIC;
     pthread_mutex_init(&r->lock, NULL);
-    cond_init(&r->changed);
+    cond_init_monotonic(&r->changed);
 }
 
 /* Never frees a record a live connection still points at, even when a
@@ -368,15 +254,8 @@ static wsc_status rec_connect(struct rec *r, const char *uri, const wsc_options 
 /* Waits until *counter >= want; gives up early once the connection has ended. */
 static int rec_wait(struct rec *r, const int *counter, int want, long ms)
 {
-    struct timespec deadline = after_ms(ms);
-    int ok;
-    pthread_mutex_lock(&r->lock);
-    while (*counter < want && (counter == &r->terminal || !r->terminal) &&
-           pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == 0) {
-    }
-    ok = *counter >= want;
-    pthread_mutex_unlock(&r->lock);
-    return ok;
+    return wait_count(&r->lock, &r->changed, counter, want,
+                      counter == &r->terminal ? NULL : &r->terminal, ms);
 }
 
 /* The terminal callback has run and returned. */
@@ -1961,57 +1840,60 @@ static void test_handler_user_data_and_options(void)
 
 /* ================================================================== main */
 
-struct test {
-    const char *name;
-    void (*run)(void);
+static const struct test_case tests[] = {
+    TEST_CASE(test_signatures_match_the_contract),
+    TEST_CASE(test_version_and_status_strings),
+    TEST_CASE(test_null_arguments),
+    TEST_CASE(test_invalid_utf8),
+    TEST_CASE(test_invalid_uri),
+    TEST_CASE(test_option_values),
+    TEST_CASE(test_options_not_retained),
+    TEST_CASE(test_echo_text_binary_empty),
+    TEST_CASE(test_user_data_untouched),
+    TEST_CASE(test_null_callback_members),
+    TEST_CASE(test_unknown_ids),
+    TEST_CASE(test_double_close_and_use_after_terminal),
+    TEST_CASE(test_send_while_closing_is_closed),
+    TEST_CASE(test_queue_full),
+    TEST_CASE(test_close_while_connecting),
+    TEST_CASE(test_close_racing_the_handshake),
+    TEST_CASE(test_connect_timeout_and_refused),
+    TEST_CASE(test_close_with_validation),
+    TEST_CASE(test_get_protocol),
+    TEST_CASE(test_callbacks_call_the_api),
+    TEST_CASE(test_flow_control_gate),
+    TEST_CASE(test_no_message_after_close),
+    TEST_CASE(test_callbacks_never_concurrent),
+    TEST_CASE(test_peer_vanishes),
+    TEST_CASE(test_out_of_file_descriptors),
+    TEST_CASE(test_shutdown_from_callback),
+    TEST_CASE(test_shutdown_then_init),
+    TEST_CASE(test_connect_close_cycles),
+    TEST_CASE(test_getters_outside_a_handler),
+    TEST_CASE(test_getters_in_a_handler),
+    TEST_CASE(test_getters_on_error),
+    TEST_CASE(test_getters_from_another_thread),
+    TEST_CASE(test_clients_snapshot),
+    TEST_CASE(test_client_by_handler),
+    TEST_CASE(test_handler_closes_itself),
+    TEST_CASE(test_replace_and_unregister_in_use),
+    TEST_CASE(test_create_websocket_errors),
+    TEST_CASE(test_handler_user_data_and_options),
 };
 
-#define T(f) {#f, f}
-static const struct test tests[] = {
-    T(test_signatures_match_the_contract),
-    T(test_version_and_status_strings),
-    T(test_null_arguments),
-    T(test_invalid_utf8),
-    T(test_invalid_uri),
-    T(test_option_values),
-    T(test_options_not_retained),
-    T(test_echo_text_binary_empty),
-    T(test_user_data_untouched),
-    T(test_null_callback_members),
-    T(test_unknown_ids),
-    T(test_double_close_and_use_after_terminal),
-    T(test_send_while_closing_is_closed),
-    T(test_queue_full),
-    T(test_close_while_connecting),
-    T(test_close_racing_the_handshake),
-    T(test_connect_timeout_and_refused),
-    T(test_close_with_validation),
-    T(test_get_protocol),
-    T(test_callbacks_call_the_api),
-    T(test_flow_control_gate),
-    T(test_no_message_after_close),
-    T(test_callbacks_never_concurrent),
-    T(test_peer_vanishes),
-    T(test_out_of_file_descriptors),
-    T(test_shutdown_from_callback),
-    T(test_shutdown_then_init),
-    T(test_connect_close_cycles),
-    T(test_getters_outside_a_handler),
-    T(test_getters_in_a_handler),
-    T(test_getters_on_error),
-    T(test_getters_from_another_thread),
-    T(test_clients_snapshot),
-    T(test_client_by_handler),
-    T(test_handler_closes_itself),
-    T(test_replace_and_unregister_in_use),
-    T(test_create_websocket_errors),
-    T(test_handler_user_data_and_options),
-};
+/* Every test leaves nothing running behind it. */
+static void nothing_left_running(void)
+{
+    CHECK(count_clients() == 0);
+}
+
+static void final_quiesce(void)
+{
+    quiesce();
+}
 
 int main(int argc, char **argv)
 {
-    const char *filter = getenv("WSC_TEST_FILTER");
-    size_t i, n = sizeof tests / sizeof tests[0], ran = 0, failed = 0;
     if (argc < 2) {
         fprintf(stderr, "usage: c_api_test ECHO_URL [EXTRA_BASE]\n");
         return 2;
@@ -2020,19 +1902,5 @@ int main(int argc, char **argv)
     EXTRA = argc > 2 ? argv[2] : NULL;
     main_thread = pthread_self();
     setvbuf(stdout, NULL, _IOLBF, 0);
-    for (i = 0; i < n; i++) {
-        if (filter && !strstr(tests[i].name, filter))
-            continue;
-        current_test = tests[i].name;
-        test_failures = 0;
-        tests[i].run();
-        /* every test leaves nothing running behind it */
-        CHECK(count_clients() == 0);
-        ran++;
-        failed += test_failures > 0;
-        printf("%s %zu - %s\n", test_failures ? "not ok" : "ok", i + 1, tests[i].name);
-    }
-    quiesce();
-    printf("# %zu tests, %zu failed, %d checks, %d failed\n", ran, failed, checks, failures);
-    return failures ? 1 : 0;
+    return run_tests(tests, sizeof tests / sizeof tests[0], nothing_left_running, final_quiesce);
 }

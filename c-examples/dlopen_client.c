@@ -13,15 +13,13 @@
  * after dlclose() and hand the same, already shut-down instance back.
  */
 #define _GNU_SOURCE /* RTLD_NOLOAD */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "testutil.h" /* threads_settled, cond_init_monotonic, wait_count (no libwsc call) */
 #include "wsc.h"
 
 /* The functions we use, looked up by name. */
@@ -68,36 +66,6 @@ static int load_api(void *lib, struct api *a)
            LOOKUP(lib, a->last_error, "wsc_last_error") && LOOKUP(lib, a->version, "wsc_version");
 }
 
-static int thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-    if (!dir)
-        return -1;
-    while ((e = readdir(dir)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n;
-}
-
-/* A joined thread leaves /proc/self/task a moment after pthread_join()
- * returns; give the kernel that moment (bounded), without sleeping. */
-static int threads_settled(int want)
-{
-    struct timespec start, now;
-    int n;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        n = thread_count();
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (n <= want || now.tv_sec - start.tv_sec >= 2)
-            return n;
-        sched_yield();
-    }
-}
-
 static void notify(struct session *s, int *field, uint16_t code)
 {
     pthread_mutex_lock(&s->lock);
@@ -132,19 +100,10 @@ static void on_close(wsc_id id, uint16_t code, const char *reason, void *user_da
     notify(s, &s->finished, code);
 }
 
+/* Waits until *flag is set or the connection has finished. */
 static int wait_flag(struct session *s, const int *flag, int timeout_ms)
 {
-    struct timespec deadline;
-    int ok;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    pthread_mutex_lock(&s->lock);
-    while (!*flag && !s->finished &&
-           pthread_cond_timedwait(&s->changed, &s->lock, &deadline) == 0) {
-    }
-    ok = *flag;
-    pthread_mutex_unlock(&s->lock);
-    return ok;
+    return wait_count(&s->lock, &s->changed, flag, 1, &s->finished, timeout_ms);
 }
 
 /* One load-use-unload round; returns 1 on success. */
@@ -152,7 +111,6 @@ static int round_trip(const char *lib_path, const char *uri, int round)
 {
     wsc_callbacks callbacks = {0};
     struct session s = {0};
-    pthread_condattr_t attr;
     struct api a;
     wsc_status status;
     char text[64];
@@ -169,10 +127,7 @@ static int round_trip(const char *lib_path, const char *uri, int round)
     }
     printf("round %d: loaded wsc %s\n", round, a.version());
 
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s.changed, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&s.changed);
     pthread_mutex_init(&s.lock, NULL);
     callbacks.on_message = on_message;
     callbacks.on_error = on_error;

@@ -6,6 +6,9 @@
  *
  * Callbacks run on the connection's own worker thread, so main() waits for
  * them on a condition variable, always with a deadline.
+ *
+ * Self-contained on purpose (no testutil.h): this is the file to copy, and
+ * the install test builds it alone against an installed wsc.h.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>

@@ -12,8 +12,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
 
+#include "testutil.h" /* after_ms, cond_init_monotonic: deadlines on CLOCK_MONOTONIC */
 #include "wsc.h"
 
 #define MESSAGES 5
@@ -28,19 +28,6 @@ struct session {
     int violations;  /* messages delivered while one was outstanding */
     int finished;
 };
-
-static struct timespec after_ms(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
 
 static void on_open(wsc_id id, void *user_data)
 {
@@ -124,14 +111,11 @@ int main(int argc, char **argv)
     struct session s = {0};
     wsc_options *options = wsc_options_new();
     struct timespec deadline;
-    pthread_condattr_t attr;
     pthread_t thread;
     wsc_status status;
     int ok;
 
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s.changed, &attr);
+    cond_init_monotonic(&s.changed);
     pthread_mutex_init(&s.lock, NULL);
     callbacks.on_open = on_open;
     callbacks.on_message = on_message;

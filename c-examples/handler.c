@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "testutil.h" /* cond_init_monotonic, wait_count: waiting with a deadline */
 #include "wsc.h"
 
 static const char *const HANDLER = "my-project/ws-handler";
@@ -58,19 +58,10 @@ static void ws_handler(wsc_id id, void *user_data)
         advance(p, &p->finished);
 }
 
+/* Waits until *flag is set or the connection has ended; false on timeout. */
 static int wait_flag(struct progress *p, const int *flag, int timeout_ms)
 {
-    struct timespec deadline;
-    int ok;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    pthread_mutex_lock(&p->lock);
-    while (!*flag && !p->finished &&
-           pthread_cond_timedwait(&p->changed, &p->lock, &deadline) == 0) {
-    }
-    ok = *flag;
-    pthread_mutex_unlock(&p->lock);
-    return ok;
+    return wait_count(&p->lock, &p->changed, flag, 1, &p->finished, timeout_ms);
 }
 
 static void default_uri(char *buf, size_t len)
@@ -87,15 +78,11 @@ static void default_uri(char *buf, size_t len)
 int main(int argc, char **argv)
 {
     struct progress p = {0};
-    pthread_condattr_t attr;
     char uri[512];
     wsc_id id, found;
     int ok;
 
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p.changed, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&p.changed);
     pthread_mutex_init(&p.lock, NULL);
     if (argc > 1)
         snprintf(uri, sizeof uri, "%s", argv[1]);

@@ -11,41 +11,24 @@
 //! * `/drop`: completes the handshake, then closes TCP (FIN) with no Close;
 //! * `/reset`: completes the handshake, reads one message, then resets (RST).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::TcpStream;
 use std::time::Duration;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::http::HeaderValue;
+use wsc::server::{EchoServer, Listener};
 
 /// The echo server plus the misbehaving peer; both stop when dropped.
 pub struct Servers {
-    pub echo: wsc::server::EchoServer,
-    extra: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    pub echo: EchoServer,
+    extra: Listener,
 }
 
 impl Servers {
     /// Starts both on `127.0.0.1`, on free ports.
     pub fn start() -> std::io::Result<Servers> {
-        let echo = wsc::server::EchoServer::start("127.0.0.1:0")?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let extra = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let accept = std::thread::Builder::new().name("c-test-peers".into()).spawn(move || {
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    std::thread::spawn(move || serve(stream));
-                }
-            }
-        })?;
-        Ok(Servers { echo, extra, stop, accept: Some(accept) })
+        let echo = EchoServer::start("127.0.0.1:0")?;
+        let extra = Listener::start("127.0.0.1:0", "c-test-peer", serve)?;
+        Ok(Servers { echo, extra })
     }
 
     /// The echo server's URL.
@@ -55,17 +38,7 @@ impl Servers {
 
     /// `ws://127.0.0.1:<port>`: append `/proto`, `/drop` or `/reset`.
     pub fn extra_base(&self) -> String {
-        format!("ws://{}", self.extra)
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.extra); // wakes the accept loop
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
+        format!("ws://{}", self.extra.addr())
     }
 }
 

@@ -24,17 +24,14 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h" /* after_ms, cond_init_monotonic, thread_count, fd_count, loopback_socket */
 #include "wsc.h"
 
 #define MAX_CONNS 200000
@@ -50,7 +47,7 @@ struct conn {
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ended = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t ended; /* cond_init_monotonic in main */
 static struct conn *conns;
 static size_t n_conns, n_terminal;
 static unsigned long n_calls, n_bad, n_opened, n_messages, n_errors, n_closes;
@@ -175,31 +172,29 @@ static void on_message(wsc_id id, const uint8_t *data, size_t len, bool is_binar
     leave(c, 0);
 }
 
-static void on_error(wsc_id id, const char *message, void *ud)
+/* Both terminal callbacks: counted in `counter`, named `what` in a complaint. */
+static void terminal(struct conn *c, wsc_id id, unsigned long *counter, const char *what)
 {
-    struct conn *c = ud;
-    (void)message;
-    enter(c);
-    count(&n_errors);
     wsc_state state;
+    enter(c);
+    count(counter);
     /* Inside the terminal callback the id still answers. */
     if (wsc_get_state(id, &state) != WSC_OK || state != WSC_STATE_CLOSING)
-        bad("wsc_get_state inside on_error", id, wsc_get_state(id, &state));
+        bad(what, id, wsc_get_state(id, &state));
     poke(id, &c->seed);
     leave(c, 1);
 }
 
+static void on_error(wsc_id id, const char *message, void *ud)
+{
+    (void)message;
+    terminal(ud, id, &n_errors, "wsc_get_state inside on_error");
+}
+
 static void on_close(wsc_id id, uint16_t code, const char *reason, void *ud)
 {
-    struct conn *c = ud;
     (void)code, (void)reason;
-    enter(c);
-    count(&n_closes);
-    wsc_state state;
-    if (wsc_get_state(id, &state) != WSC_OK || state != WSC_STATE_CLOSING)
-        bad("wsc_get_state inside on_close", id, wsc_get_state(id, &state));
-    poke(id, &c->seed);
-    leave(c, 1);
+    terminal(ud, id, &n_closes, "wsc_get_state inside on_close");
 }
 
 static const wsc_callbacks callbacks = {on_open, on_message, on_error, on_close};
@@ -263,39 +258,9 @@ static void *app_thread(void *arg)
     return NULL;
 }
 
-/* A loopback listener that accepts nothing: handshakes to it hang. */
-static int silent_listener(int *port)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4096) ||
-        getsockname(fd, (struct sockaddr *)&a, &len))
-        return -1;
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int count_dir(const char *path)
-{
-    int n = 0;
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static int wait_all_ended(int seconds)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += seconds;
+    struct timespec until = after_ms(seconds * 1000L);
     pthread_mutex_lock(&mu);
     while (n_terminal < n_conns && pthread_cond_timedwait(&ended, &mu, &until) == 0) {
     }
@@ -333,9 +298,10 @@ int main(int argc, char **argv)
     }
     const char *base = argv[1];
     int seconds = atoi(argv[2]), n_threads = atoi(argv[3]);
-    int threads_at_start = count_dir("/proc/self/task"), silent_port = 0;
-    int silent = silent_listener(&silent_port);
-    int fds_at_start = count_dir("/proc/self/fd");
+    int threads_at_start = thread_count(), silent_port = 0;
+    /* A loopback listener that accepts nothing: handshakes to it hang. */
+    int silent = loopback_socket(4096, &silent_port);
+    int fds_at_start = fd_count();
     conns = calloc(MAX_CONNS, sizeof *conns);
     if (silent < 0 || !conns || n_threads < 1 || n_threads > 64) {
         fprintf(stderr, "setup failed\n");
@@ -348,6 +314,7 @@ int main(int argc, char **argv)
     snprintf(urls[4], sizeof urls[4], "%s/drop", base);
     snprintf(urls[5], sizeof urls[5], "ws://127.0.0.1:%d/silent", silent_port);
 
+    cond_init_monotonic(&ended);
     options = wsc_options_new();
     wsc_options_set_connect_timeout_ms(options, 2000);
     wsc_options_set_close_timeout_ms(options, 2000);
@@ -369,7 +336,7 @@ int main(int argc, char **argv)
             check("final wsc_close", conns[i].id, wsc_close(conns[i].id), ON_ID | S(WSC_ERR_CLOSED));
     int all_ended = wait_all_ended(30);
     wsc_status st = wsc_shutdown(10000);
-    int threads_left = count_dir("/proc/self/task"), fds_left = count_dir("/proc/self/fd");
+    int threads_left = thread_count(), fds_left = fd_count();
     int failures = verify() + (n_bad > 0) + !all_ended + (st != WSC_OK) + (threads_left != threads_at_start) +
                    (fds_left != fds_at_start);
 

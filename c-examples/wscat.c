@@ -19,9 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "testutil.h" /* after_ms, cond_init_monotonic: deadlines on CLOCK_MONOTONIC */
 #include "wsc.h"
 
 struct session {
@@ -95,19 +95,6 @@ static void on_close(wsc_id id, uint16_t code, const char *reason, void *user_da
     (void)id;
     fprintf(stderr, "closed: %u%s%s\n", (unsigned)code, reason[0] ? " " : "", reason);
     finish(user_data, code == 1000 ? 0 : 1);
-}
-
-static struct timespec after_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
 }
 
 /* Waits until opened (want_received < 0) or `want_received` messages, or the end. */
@@ -230,7 +217,6 @@ int main(int argc, char **argv)
     wsc_callbacks callbacks = {0};
     wsc_options *options = wsc_options_new();
     long count = -1, timeout_ms = 10000;
-    pthread_condattr_t attr;
     wsc_status status;
     wsc_id id;
     int uri_arg = parse_options(argc, argv, options, &count, &timeout_ms);
@@ -242,10 +228,7 @@ int main(int argc, char **argv)
         wsc_options_free(options);
         return usage();
     }
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s.changed, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&s.changed);
     pthread_mutex_init(&s.lock, NULL);
     if (pipe(s.wake_pipe) != 0)
         return 1;

@@ -4,6 +4,9 @@
 //! Paths follow Dirigible's endpoint layout, `/websockets/v4/service/<endpoint>`;
 //! every path echoes each text and binary message back, answers pings, and
 //! completes the closing handshake.
+//!
+//! [`Listener`] is the accept loop under it, for servers built by hand (the
+//! test peers and the C examples' peers use it too).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,51 +17,78 @@ use std::thread::JoinHandle;
 /// The path prefix endpoints are served under.
 pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
 
-/// A running echo server; stops accepting when dropped.
-pub struct EchoServer {
+/// A TCP listener that runs a handler on a thread of its own for every
+/// connection it accepts. Stops accepting when dropped (the drop returns
+/// once the accept thread has ended); connection threads end when their
+/// handler returns.
+pub struct Listener {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
 
-impl EchoServer {
-    /// Listens on `addr` (use `127.0.0.1:0` or `[::1]:0` for a free port).
-    pub fn start(addr: &str) -> io::Result<EchoServer> {
+impl Listener {
+    /// Listens on `addr` (`127.0.0.1:0` or `[::1]:0` for a free port). Each
+    /// accepted connection runs `handler` on a thread named `name`; the
+    /// accept loop runs on a thread named `<name>-accept`.
+    pub fn start<F>(addr: &str, name: &str, handler: F) -> io::Result<Listener>
+    where
+        F: Fn(TcpStream) + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let accept = std::thread::Builder::new().name("wsc-echo-accept".into()).spawn(move || {
+        let handler = Arc::new(handler);
+        let conn_name = name.to_owned();
+        let accept = std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || {
             for stream in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Ok(stream) = stream {
-                    let _ = std::thread::Builder::new().name("wsc-echo".into()).spawn(move || echo(stream));
-                }
+                let Ok(stream) = stream else { continue };
+                let h = handler.clone();
+                let _ = std::thread::Builder::new().name(conn_name.clone()).spawn(move || h(stream));
             }
         })?;
-        Ok(EchoServer { addr, stop, accept: Some(accept) })
+        Ok(Listener { addr, stop, accept: Some(accept) })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// `ws://<addr>/websockets/v4/service/<endpoint>`.
-    pub fn url(&self, endpoint: &str) -> String {
-        format!("ws://{}{SERVICE_PREFIX}{endpoint}", self.addr)
-    }
 }
 
-impl Drop for EchoServer {
+impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr); // wakes the accept loop
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// A running echo server; stops accepting when dropped.
+pub struct EchoServer {
+    listener: Listener,
+}
+
+impl EchoServer {
+    /// Listens on `addr` (use `127.0.0.1:0` or `[::1]:0` for a free port).
+    pub fn start(addr: &str) -> io::Result<EchoServer> {
+        Ok(EchoServer { listener: Listener::start(addr, "wsc-echo", echo)? })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr()
+    }
+
+    /// `ws://<addr>/websockets/v4/service/<endpoint>`.
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("ws://{}{SERVICE_PREFIX}{endpoint}", self.addr())
     }
 }
 

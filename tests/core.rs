@@ -22,12 +22,6 @@ fn assert_quiet(rx: &crossbeam_channel::Receiver<Event>, quiet: Duration, why: &
     }
 }
 
-fn opts(f: impl FnOnce(&mut Options)) -> Options {
-    let mut o = Options::new();
-    f(&mut o);
-    o
-}
-
 // ------------------------------------------------------ 1. queued sends
 
 #[test]
@@ -125,15 +119,9 @@ fn terminal_error_protocol_violation() {
 
 #[test]
 fn terminal_error_connect_timeout_on_silent_server() {
-    let server = silent_server();
-    let started = Instant::now();
-    let o = opts(|o| {
-        o.connect_timeout(Duration::from_millis(400));
-    });
-    let (_conn, rx) = open_channel(&server.url(), o);
-    let e = expect_error(&rx, ErrorKind::Timeout);
+    let (e, took) = connect_to_silent_server(Duration::from_millis(400));
     assert!(e.message().contains("timeout"), "{e}");
-    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(took >= Duration::from_millis(400));
 }
 
 #[test]
@@ -438,19 +426,8 @@ fn peer_that_stops_reading_while_writing_does_not_stall_receiving() {
     });
     let (conn, rx) = open_channel(&server.url(), Options::new());
     expect_open(&rx);
-    for i in 0..32u8 {
-        conn.send_binary(vec![i; 256 << 10]).unwrap();
-    }
-    for i in 0..32u8 {
-        match next_event(&rx, "echo") {
-            Event::Message(Message::Binary(b)) => {
-                assert_eq!((b.len(), b[0]), (256 << 10, i), "echo {i} in order")
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    conn.close().unwrap();
-    expect_close(&rx, 1000);
+    echo_binaries(&conn, &rx, 32, 256 << 10);
+    close_cleanly(&conn, &rx);
 }
 
 #[test]
@@ -714,12 +691,7 @@ fn ipv6_loopback_literal() {
     });
     let url = server.url();
     assert!(url.starts_with("ws://[::1]:"), "{url}");
-    let (conn, rx) = open_channel(&url, Options::new());
-    expect_open(&rx);
-    conn.send("over v6").unwrap();
-    assert_eq!(expect_text(&rx), "over v6");
-    conn.close().unwrap();
-    expect_close(&rx, 1000);
+    round_trip(&url, Options::new(), "over v6");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::DEADLINE;
+use common::{next_event, DEADLINE};
 use crossbeam_channel::{unbounded, Receiver};
 use std::time::Duration;
 use wsc::server::EchoServer;
@@ -21,18 +21,14 @@ fn forwarding(name: &str) -> Receiver<(u64, Event)> {
     rx
 }
 
-fn next(rx: &Receiver<(u64, Event)>) -> (u64, Event) {
-    rx.recv_timeout(DEADLINE).expect("an event within the deadline")
-}
-
 #[test]
 fn the_seed_example_send_hello_then_find_by_handler_and_close() {
     let server = EchoServer::start("127.0.0.1:0").unwrap();
     let events = forwarding("h/seed");
     let ws = wsc::create_websocket(&server.url("my-endpoint"), "h/seed", None, None).unwrap();
     ws.send("hello").unwrap();
-    assert_eq!(next(&events), (ws.id(), Event::Open));
-    let (id, ev) = next(&events);
+    assert_eq!(next_event(&events, "a handler event"), (ws.id(), Event::Open));
+    let (id, ev) = next_event(&events, "a handler event");
     assert_eq!(id, ws.id());
     assert_eq!(ev.method(), "onmessage");
     let Event::Message(m) = ev else { unreachable!() };
@@ -40,7 +36,7 @@ fn the_seed_example_send_hello_then_find_by_handler_and_close() {
     let found = wsc::client_by_handler("h/seed").expect("the client is found by its handler");
     assert_eq!(found, ws);
     found.close().unwrap();
-    assert_eq!(next(&events), (ws.id(), Event::Close { code: 1000, reason: String::new() }));
+    assert_eq!(next_event(&events, "a handler event"), (ws.id(), Event::Close { code: 1000, reason: String::new() }));
     ws.wait(DEADLINE).unwrap();
     assert!(wsc::client_by_handler("h/seed").is_none(), "after close the lookup finds nothing");
 }
@@ -51,9 +47,9 @@ fn engines_default_and_empty_are_accepted_others_are_named_in_the_error() {
     let events = forwarding("h/engine");
     for engine in [None, Some(""), Some("default")] {
         let c = wsc::create_websocket(&server.url("e"), "h/engine", engine, None).unwrap();
-        assert_eq!(next(&events).1, Event::Open);
+        assert_eq!(next_event(&events, "a handler event").1, Event::Open);
         c.close().unwrap();
-        assert!(next(&events).1.is_terminal());
+        assert!(next_event(&events, "a handler event").1.is_terminal());
     }
     match wsc::create_websocket(&server.url("e"), "h/engine", Some("netty"), None) {
         Err(Error::InvalidArgument(m)) => assert!(m.contains("netty") && m.contains("default"), "{m}"),
@@ -74,7 +70,7 @@ fn clients_lists_every_live_connection_with_its_state_until_it_ends() {
     let events = forwarding("h/list");
     let a = wsc::create_websocket(&server.url("a"), "h/list", None, None).unwrap();
     let (b, b_events) = wsc::Builder::new(server.url("b")).connect_channel().unwrap();
-    assert_eq!(next(&events).1, Event::Open);
+    assert_eq!(next_event(&events, "a handler event").1, Event::Open);
     assert_eq!(b_events.recv_timeout(DEADLINE).unwrap(), Event::Open);
 
     let listed = wsc::clients();
@@ -90,7 +86,7 @@ fn clients_lists_every_live_connection_with_its_state_until_it_ends() {
     // Closing from now on, until it finishes (which may already have happened).
     let state = wsc::client(a.id()).and_then(|c| c.info()).map(|i| i.state);
     assert!(matches!(state, Some(State::Closing) | None), "{state:?}");
-    assert!(next(&events).1.is_terminal());
+    assert!(next_event(&events, "a handler event").1.is_terminal());
     a.wait(DEADLINE).unwrap();
     assert!(wsc::clients().iter().all(|c| c.id != a.id()), "a finished connection disappears");
     assert!(wsc::client(a.id()).is_none());
@@ -131,14 +127,14 @@ fn replacing_a_handler_redirects_the_next_events_of_live_connections() {
     let server = EchoServer::start("127.0.0.1:0").unwrap();
     let first = forwarding("h/replace");
     let c = wsc::create_websocket(&server.url("r"), "h/replace", None, None).unwrap();
-    assert_eq!(next(&first).1, Event::Open);
+    assert_eq!(next_event(&first, "a handler event").1, Event::Open);
     let second = forwarding("h/replace"); // replaces the first
     c.send("after").unwrap();
-    let (_, ev) = next(&second);
+    let (_, ev) = next_event(&second, "a handler event");
     assert_eq!(ev.method(), "onmessage");
     assert!(first.try_recv().is_err(), "the replaced handler sees nothing more");
     c.close().unwrap();
-    assert!(next(&second).1.is_terminal());
+    assert!(next_event(&second, "a handler event").1.is_terminal());
 }
 
 #[test]
@@ -146,7 +142,7 @@ fn unregistering_drops_events_until_registered_again_and_the_connection_carries_
     let server = EchoServer::start("127.0.0.1:0").unwrap();
     let first = forwarding("h/unregister");
     let c = wsc::create_websocket(&server.url("u"), "h/unregister", None, None).unwrap();
-    assert_eq!(next(&first).1, Event::Open);
+    assert_eq!(next_event(&first, "a handler event").1, Event::Open);
     wsc::unregister_handler("h/unregister").unwrap();
     c.send("dropped").unwrap();
     // No handler: the echo of "dropped" (if it comes back now) goes nowhere.
@@ -189,7 +185,7 @@ fn handler_errors_arrive_as_onerror() {
     let events = forwarding("h/error");
     let port = common::closed_port();
     let c = wsc::create_websocket(&format!("ws://127.0.0.1:{port}/"), "h/error", None, None).unwrap();
-    let (id, ev) = next(&events);
+    let (id, ev) = next_event(&events, "a handler event");
     assert_eq!(id, c.id());
     assert_eq!(ev.method(), "onerror");
     let Event::Error(e) = ev else { unreachable!() };

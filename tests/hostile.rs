@@ -13,12 +13,6 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 use wsc::{ConnectionError, Error, ErrorKind, Event, Message, Options};
 
-fn opts(f: impl FnOnce(&mut Options)) -> Options {
-    let mut o = Options::new();
-    f(&mut o);
-    o
-}
-
 /// Upgrades, writes `bytes`, then reports the code of the client's Close
 /// frame (None if it sent none before leaving).
 fn hostile(bytes: Vec<u8>) -> (TcpServer, Receiver<Option<u16>>) {
@@ -60,15 +54,8 @@ fn refused_upgrade(response: &'static str, status: u16) {
 #[test]
 fn never_answers_the_handshake_connect_timeout() {
     let healthy = Healthy::open();
-    let server = silent_server();
-    let started = Instant::now();
-    let o = opts(|o| {
-        o.connect_timeout(Duration::from_millis(500));
-    });
-    let (_conn, rx) = open_channel(&server.url(), o);
-    let e = expect_error(&rx, ErrorKind::Timeout);
+    let (e, took) = connect_to_silent_server(Duration::from_millis(500));
     assert!(e.message().contains("connect timeout"), "{e}");
-    let took = started.elapsed();
     assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(5), "{took:?}");
     healthy.check();
 }
@@ -305,22 +292,16 @@ fn slowloris_message_arrives_whole() {
 
 #[test]
 fn reset_during_a_large_send_with_sigpipe_at_default() {
-    // A C host has not ignored SIGPIPE: a plain write(2) to the reset socket
-    // would kill this whole test process.
-    // SAFETY: restoring the default disposition of a signal has no memory effects.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    sigpipe_default();
     let healthy = Healthy::open();
     let server = raw_ws_server(|mut s| {
         let mut buf = vec![0u8; 1 << 20];
         let _ = std::io::Read::read_exact(&mut s, &mut buf);
-        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+        reset_on_close(&s);
     });
     let (conn, rx) = open_channel(&server.url(), Options::new());
     expect_open(&rx);
-    for _ in 0..8 {
-        let _ = conn.send_binary(vec![5u8; 4 << 20]);
-    }
-    let e = expect_error(&rx, ErrorKind::ConnectionLost);
+    let e = flood_until_reset(&conn, &rx);
     assert!(e.message().contains("connection lost"), "{e}");
     healthy.check();
 }

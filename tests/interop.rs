@@ -7,11 +7,11 @@
 //! Without the peers installed these tests fail when `CI=true` and otherwise
 //! say loudly that they were skipped: never a silent pass.
 
-#[path = "interop/peers.rs"]
-mod peers;
+mod common;
 
+use common::peers::{self, cert, Peer};
+use common::trusting;
 use crossbeam_channel::Receiver;
-use peers::{cert, Peer};
 use std::sync::OnceLock;
 use std::time::Duration;
 use wsc::{Builder, Connection, ErrorKind, Event, Message, Options};
@@ -306,19 +306,13 @@ fn ipv6_loopback() {
     }
 }
 
-fn trusting(ca: &str) -> Options {
-    let mut o = Options::new();
-    o.ca_file(&cert(ca)).unwrap();
-    o
-}
-
 #[test]
 fn wss_verified_against_the_test_ca() {
     for peer in peers() {
         let port = peer.ports.good;
         for host in ["localhost", "127.0.0.1", "[::1]"] {
             let url = format!("wss://{host}:{port}/echo");
-            echo_once(peer, &url, trusting("ca.pem"));
+            echo_once(peer, &url, trusting(&cert("ca.pem")));
         }
     }
 }
@@ -343,7 +337,7 @@ fn assert_says(peer: &Peer, message: &str, what: &str, needles: &[&str]) {
 fn wss_with_the_wrong_ca_fails_and_says_so() {
     for peer in peers() {
         let url = format!("wss://localhost:{}/echo", peer.ports.good);
-        let msg = tls_failure(peer, &url, trusting("other-ca.pem"));
+        let msg = tls_failure(peer, &url, trusting(&cert("other-ca.pem")));
         assert_says(peer, &msg, "wrong CA", &["issuer", "self-signed", "untrusted"]);
     }
 }
@@ -352,7 +346,7 @@ fn wss_with_the_wrong_ca_fails_and_says_so() {
 fn wss_with_the_wrong_host_name_fails_and_says_so() {
     for peer in peers() {
         let url = format!("wss://localhost:{}/echo", peer.ports.wronghost);
-        let msg = tls_failure(peer, &url, trusting("ca.pem"));
+        let msg = tls_failure(peer, &url, trusting(&cert("ca.pem")));
         assert_says(peer, &msg, "wrong host", &["hostname", "host name"]);
     }
 }
@@ -361,7 +355,7 @@ fn wss_with_the_wrong_host_name_fails_and_says_so() {
 fn wss_with_an_expired_certificate_fails_and_says_so() {
     for peer in peers() {
         let url = format!("wss://localhost:{}/echo", peer.ports.expired);
-        let msg = tls_failure(peer, &url, trusting("ca.pem"));
+        let msg = tls_failure(peer, &url, trusting(&cert("ca.pem")));
         assert_says(peer, &msg, "expired certificate", &["expired"]);
     }
 }

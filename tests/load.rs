@@ -11,35 +11,18 @@
 //! Prerequisites (`tests/interop/setup.sh`, `cargo install websocat`)
 //! missing: fail when `CI=true`, otherwise a loud skip.
 
-#[path = "interop/peers.rs"]
-mod peers;
+mod common;
 
+// The tests here count the process's threads and wsc's workers: one at a time (`serial`).
+use common::{all_threads, peers, rss_kib, serial};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use wsc::{Builder, Connection, Error, Event, Message, Options};
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// The tests here count the process's threads and wsc's workers: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn rss_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
 
 fn websocat() -> Option<PathBuf> {
     let cargo_home = std::env::var_os("CARGO_HOME")
@@ -246,7 +229,7 @@ fn thousand_concurrent_connections_to_node_ws() {
     }
     let node = peers::start_node();
     let url = node.ws("/echo");
-    let (threads_before, rss_before) = (threads(), rss_kib());
+    let (threads_before, rss_before) = (all_threads(), rss_kib());
     let mut after = Vec::new();
     for round in 0..2 {
         let started = Instant::now();
@@ -259,11 +242,11 @@ fn thousand_concurrent_connections_to_node_ws() {
             "round {round}: 1,000 x {PER_CONNECTION} messages in {:?}; threads {} -> {}; RSS {} -> {} KiB",
             started.elapsed(),
             threads_before,
-            threads(),
+            all_threads(),
             rss_before,
             after[round]
         );
-        assert_eq!(threads(), threads_before, "worker threads left behind");
+        assert_eq!(all_threads(), threads_before, "worker threads left behind");
     }
     let (first, second) = (after[0], after[1]);
     assert!(first < rss_before + (64 << 10), "RSS grew from {rss_before} to {first} KiB");

@@ -8,13 +8,13 @@ mod common;
 
 use common::*;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier, MutexGuard};
 use std::time::Duration;
-use wsc::{Connection, Error, Options};
+use wsc::{Builder, Connection, Error, Options};
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+/// Takes this binary's turn (see `common::serial`) and starts from `init`.
+fn serial_from_init() -> MutexGuard<'static, ()> {
+    let guard = serial();
     wsc::init();
     guard
 }
@@ -58,8 +58,6 @@ fn app_thread(url: &str, seed: u64, start: &Barrier) -> Vec<Connection> {
     }
 }
 
-use wsc::Builder;
-
 /// After `Ok` from shutdown: nothing runs, nothing is listed, no id answers.
 fn assert_nothing_left(handles: &[Connection], round: u64) {
     assert!(wsc::clients().is_empty(), "round {round}: listed after shutdown: {:?}", wsc::clients());
@@ -78,7 +76,7 @@ fn assert_nothing_left(handles: &[Connection], round: u64) {
 
 #[test]
 fn shutdown_racing_connect_and_calls_leaves_nothing_running() {
-    let _serial = serial();
+    let _serial = serial_from_init();
     let server = echo_server();
     let url = server.url();
     for round in 0..1500u64 {
@@ -106,7 +104,7 @@ fn shutdown_racing_connect_and_calls_leaves_nothing_running() {
 
 #[test]
 fn shutdown_with_duration_max_waits_for_every_worker() {
-    let _serial = serial();
+    let _serial = serial_from_init();
     let server = echo_server();
     let (conn, rx) = open_channel(&server.url(), Options::new());
     expect_open(&rx);
@@ -120,7 +118,7 @@ fn init_racing_shutdown_never_leaves_a_refused_connect_running() {
     // init and shutdown from different threads at once: whatever the
     // interleaving, a connect is either refused with Shutdown or its worker
     // is one that a later shutdown waits for.
-    let _serial = serial();
+    let _serial = serial_from_init();
     let server = echo_server();
     let stop = Arc::new(AtomicBool::new(false));
     let toggler = {
@@ -181,7 +179,7 @@ thread_local! {
 
 #[test]
 fn calls_from_a_thread_local_destructor_return_their_fallbacks() {
-    let _serial = serial();
+    let _serial = serial_from_init();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // Registered before wsc's thread-locals, so destroyed after them.

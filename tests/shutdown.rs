@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 use wsc::{Builder, Error, Event, Options};
 
@@ -21,9 +21,9 @@ const TESTS: &[&str] = &[
 ];
 const CYCLES: &str = "hundred_connect_close_cycles_leave_no_thread_behind";
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+/// This test's turn ([`common::serial`]), starting from `init()`.
+fn turn() -> MutexGuard<'static, ()> {
+    let guard = serial();
     wsc::init();
     guard
 }
@@ -44,7 +44,7 @@ fn threads_besides_the_harness(this_test: &str) -> usize {
 
 #[test]
 fn shutdown_closes_every_connection_and_joins_every_worker() {
-    let _serial = serial();
+    let _turn = turn();
     let server = echo_server();
     let silent = silent_server();
     let open: Vec<_> = (0..5).map(|_| open_channel(&server.url(), Options::new())).collect();
@@ -71,7 +71,7 @@ fn shutdown_closes_every_connection_and_joins_every_worker() {
 
 #[test]
 fn connect_after_shutdown_is_refused_until_init() {
-    let _serial = serial();
+    let _turn = turn();
     let server = echo_server();
     assert_eq!(wsc::shutdown(Duration::from_secs(5)), Ok(()));
     assert_eq!(wsc::connect(&server.url()).err(), Some(Error::Shutdown));
@@ -79,15 +79,13 @@ fn connect_after_shutdown_is_refused_until_init() {
     wsc::init();
     let (conn, rx) = wsc::connect(&server.url()).unwrap();
     expect_open(&rx);
-    conn.send("again").unwrap();
-    assert_eq!(expect_text(&rx), "again");
-    conn.close().unwrap();
-    expect_close(&rx, 1000);
+    echo_text(&conn, &rx, "again");
+    close_cleanly(&conn, &rx);
 }
 
 #[test]
 fn shutdown_from_inside_a_callback_cannot_wait_for_itself() {
-    let _serial = serial();
+    let _turn = turn();
     let server = echo_server();
     let (other, other_rx) = open_channel(&server.url(), Options::new());
     expect_open(&other_rx);
@@ -110,7 +108,7 @@ fn shutdown_from_inside_a_callback_cannot_wait_for_itself() {
 
 #[test]
 fn hundred_connect_close_cycles_leave_no_thread_behind() {
-    let _serial = serial();
+    let _turn = turn();
     let server = echo_server();
     assert!(eventually(DEADLINE, || worker_threads() == 0), "a previous test left workers");
     let no_server_threads = || !thread_names().iter().any(|(_, n)| n == "srv-conn");
@@ -137,7 +135,7 @@ fn hundred_connect_close_cycles_leave_no_thread_behind() {
 
 #[test]
 fn idle_connections_leave_the_process_idle() {
-    let _serial = serial();
+    let _turn = turn();
     let server = echo_server();
     let mut o = Options::new();
     o.ping_interval(Some(Duration::from_secs(30))); // a timer armed, far away

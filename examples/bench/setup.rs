@@ -1,6 +1,6 @@
 //! Connection setup: TCP connect + (TLS) + HTTP upgrade + closing handshake,
 //! one connection after another, per second. The wss rows use a throwaway
-//! CA made with the openssl command line, so nothing leaves the machine.
+//! CA made by the tests' certificate script, so nothing leaves the machine.
 
 use crate::flow::PATIENCE;
 use crate::raw;
@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::Instant;
 use wsc::{Builder, Options};
 
-/// A CA and a server certificate for 127.0.0.1, in a temporary directory.
+/// A CA and a server certificate for 127.0.0.1 and localhost, in a
+/// temporary directory.
 pub struct TestCa {
     pub dir: PathBuf,
 }
@@ -23,54 +24,27 @@ impl TestCa {
         self.dir.join("ca.pem")
     }
     pub fn cert(&self) -> PathBuf {
-        self.dir.join("server.pem")
+        self.dir.join("good.pem")
     }
     pub fn key(&self) -> PathBuf {
-        self.dir.join("server.key")
+        self.dir.join("good.key")
     }
 
-    /// Makes one with `openssl` (P-256 keys); Err if the command is missing.
+    /// Makes one with the tests' certificate script (`tests/interop/gen-certs.sh`,
+    /// P-256 keys); Err if it fails (no `openssl`, no `bash`).
     pub fn make() -> Result<TestCa, String> {
         let dir = std::env::temp_dir().join(format!("wsc-bench-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let ext = dir.join("san.ext");
-        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").map_err(|e| e.to_string())?;
-        let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        openssl(
-            &dir,
-            &[
-                &["req", "-x509"][..],
-                &ec,
-                &["-keyout", &d("ca.key"), "-out", &d("ca.pem"), "-days", "2", "-subj", "/CN=wsc bench CA"],
-            ]
-            .concat(),
-        )?;
-        openssl(
-            &dir,
-            &[&["req"][..], &ec, &["-keyout", &d("server.key"), "-out", &d("server.csr"), "-subj", "/CN=127.0.0.1"]]
-                .concat(),
-        )?;
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &d("server.csr"),
-                "-CA",
-                &d("ca.pem"),
-                "-CAkey",
-                &d("ca.key"),
-                "-CAcreateserial",
-                "-out",
-                &d("server.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &d("san.ext"),
-            ],
-        )?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gen-certs.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(&dir)
+            .env("WSC_CERT_KEY", "ec")
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!("{}: {}", script.display(), String::from_utf8_lossy(&out.stderr)));
+        }
         Ok(TestCa { dir })
     }
 }
@@ -79,14 +53,6 @@ impl Drop for TestCa {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().map_err(|e| format!("openssl: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("openssl {}: {}", args[0], String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(())
 }
 
 /// A connector trusting the test CA, built once as a careful program would.

@@ -11,44 +11,39 @@
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tungstenite::WebSocket;
-use wsc::{Builder, Connection, ConnectionError, ErrorKind, Event, Options};
+use wsc::server::Listener;
+use wsc::{Builder, Connection, ConnectionError, ErrorKind, Event, Message, Options};
+
+pub mod peers;
 
 /// How long any single expected event may take. Generous: two shared cores.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------- servers
 
-/// A TCP listener on loopback running `handler` on its own thread for each
-/// accepted connection. Stops accepting when dropped; connection threads end
-/// when their peer does.
+/// A TCP listener on loopback running `handler` on its own thread (named
+/// `srv-conn`) for each accepted connection: wsc's [`Listener`], plus a
+/// signal per accepted connection. Stops accepting when dropped; connection
+/// threads end when their peer does.
 pub struct TcpServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    listener: Listener,
     accepted: Receiver<()>,
 }
-
-type Handler = Arc<dyn Fn(TcpStream) + Send + Sync>;
 
 impl TcpServer {
     /// Listens on `bind` (`127.0.0.1:0` or `[::1]:0`).
     pub fn start(bind: &str, handler: impl Fn(TcpStream) + Send + Sync + 'static) -> TcpServer {
-        let listener = TcpListener::bind(bind).expect("bind a loopback port");
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
         let (tx, accepted) = unbounded();
-        let handler: Handler = Arc::new(handler);
-        let flag = stop.clone();
-        let accept = std::thread::Builder::new()
-            .name("srv-accept".into())
-            .spawn(move || accept_loop(listener, flag, handler, tx))
-            .unwrap();
-        TcpServer { addr, stop, accept: Some(accept), accepted }
+        let listener = Listener::start(bind, "srv-conn", move |stream| {
+            let _ = tx.send(());
+            handler(stream)
+        })
+        .expect("bind a loopback port");
+        TcpServer { listener, accepted }
     }
 
     /// Loopback IPv4, the common case.
@@ -57,44 +52,22 @@ impl TcpServer {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.addr()
     }
 
     /// `ws://<addr>/`.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        format!("ws://{}/", self.addr())
     }
 
     /// `wss://<addr>/`.
     pub fn wss_url(&self) -> String {
-        format!("wss://{}/", self.addr)
+        format!("wss://{}/", self.addr())
     }
 
     /// Waits until the server has accepted one more TCP connection.
     pub fn wait_accepted(&self) {
         self.accepted.recv_timeout(DEADLINE).expect("the server never accepted a connection");
-    }
-}
-
-fn accept_loop(listener: TcpListener, stop: Arc<AtomicBool>, handler: Handler, tx: Sender<()>) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let _ = tx.send(());
-        let h = handler.clone();
-        let _ = std::thread::Builder::new().name("srv-conn".into()).spawn(move || h(stream));
-    }
-}
-
-impl Drop for TcpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // wakes the accept loop
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -317,8 +290,23 @@ pub fn open_channel(uri: &str, options: Options) -> (Connection, Receiver<Event>
     Builder::new(uri).options(options).connect_channel().expect("connect() refused the call")
 }
 
-/// The next event, or a panic naming what was awaited.
-pub fn next_event(rx: &Receiver<Event>, what: &str) -> Event {
+/// Options changed by `f`.
+pub fn opts(f: impl FnOnce(&mut Options)) -> Options {
+    let mut o = Options::new();
+    f(&mut o);
+    o
+}
+
+/// Options trusting the CA in the PEM file `ca`.
+pub fn trusting(ca: &str) -> Options {
+    opts(|o| {
+        o.ca_file(ca).unwrap();
+    })
+}
+
+/// The next event (or anything else sent on `rx`), or a panic naming what
+/// was awaited.
+pub fn next_event<T>(rx: &Receiver<T>, what: &str) -> T {
     match rx.recv_timeout(DEADLINE) {
         Ok(ev) => ev,
         Err(RecvTimeoutError::Timeout) => panic!("no event within {DEADLINE:?} ({what})"),
@@ -339,6 +327,40 @@ pub fn expect_text(rx: &Receiver<Event>) -> String {
         Event::Message(m) => m.as_text().expect("a text message").to_owned(),
         other => panic!("expected a message, got {other:?}"),
     }
+}
+
+/// Sends `text` and expects it back as the next event.
+pub fn echo_text(conn: &Connection, rx: &Receiver<Event>, text: &str) {
+    conn.send(text).unwrap();
+    assert_eq!(expect_text(rx), text);
+}
+
+/// Sends `count` binary messages of `size` bytes (message `i` filled with
+/// `i`) without waiting, then expects their echoes whole and in order.
+pub fn echo_binaries(conn: &Connection, rx: &Receiver<Event>, count: u8, size: usize) {
+    for i in 0..count {
+        conn.send_binary(vec![i; size]).unwrap();
+    }
+    for i in 0..count {
+        match next_event(rx, "echo") {
+            Event::Message(Message::Binary(b)) => assert_eq!((b.len(), b[0]), (size, i), "echo {i} in order"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Closes and expects `Close { code: 1000 }` as the one terminal event.
+pub fn close_cleanly(conn: &Connection, rx: &Receiver<Event>) {
+    conn.close().unwrap();
+    expect_close(rx, 1000);
+}
+
+/// Connects to the echo server at `url`, exchanges `text` and closes cleanly.
+pub fn round_trip(url: &str, options: Options, text: &str) {
+    let (conn, rx) = open_channel(url, options);
+    expect_open(&rx);
+    echo_text(&conn, &rx, text);
+    close_cleanly(&conn, &rx);
 }
 
 /// Reads the remaining events until the channel ends (which proves nothing
@@ -377,6 +399,20 @@ pub fn expect_error(rx: &Receiver<Event>, kind: ErrorKind) -> ConnectionError {
         Event::Error(e) if e.kind() == kind => e,
         other => panic!("expected an error of kind {kind:?}, got {other:?}"),
     }
+}
+
+/// Connects with `connect_timeout` to a server that accepts TCP and never
+/// answers the upgrade; expects a Timeout error. Returns it and how long the
+/// connection took to end.
+pub fn connect_to_silent_server(connect_timeout: Duration) -> (ConnectionError, Duration) {
+    let server = silent_server();
+    let started = Instant::now();
+    let o = opts(|o| {
+        o.connect_timeout(connect_timeout);
+    });
+    let (_conn, rx) = open_channel(&server.url(), o);
+    let e = expect_error(&rx, ErrorKind::Timeout);
+    (e, started.elapsed())
 }
 
 /// Everything sent on `rx` until its senders are gone (panics at the deadline).
@@ -422,10 +458,8 @@ impl Healthy {
 
     /// Exchanges a message and closes cleanly.
     pub fn check(self) {
-        self.conn.send("still here").unwrap();
-        assert_eq!(expect_text(&self.rx), "still here");
-        self.conn.close().unwrap();
-        expect_close(&self.rx, 1000);
+        echo_text(&self.conn, &self.rx, "still here");
+        close_cleanly(&self.conn, &self.rx);
     }
 }
 
@@ -529,8 +563,71 @@ pub fn rss_bytes() -> usize {
     kb * 1024
 }
 
+/// The process's resident memory, in KiB.
+pub fn rss_kib() -> usize {
+    rss_bytes() / 1024
+}
+
+/// Tests that count the process's threads or call `shutdown` take turns
+/// through this lock (a test that failed while holding it does not poison
+/// it for the others).
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Restores the default disposition of SIGPIPE, as in a C host that has not
+/// ignored it: a write(2) without MSG_NOSIGNAL to a reset socket would then
+/// kill the whole test process.
+pub fn sigpipe_default() {
+    // SAFETY: restoring the default disposition of a signal has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// Makes the next close of `stream` a reset (RST) instead of a FIN.
+pub fn reset_on_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// Sends 8 messages of 4 MiB to a peer that resets the connection part way
+/// through the first, and expects a connection-lost error.
+pub fn flood_until_reset(conn: &Connection, rx: &Receiver<Event>) -> ConnectionError {
+    for _ in 0..8 {
+        let _ = conn.send_binary(vec![5u8; 4 << 20]);
+    }
+    expect_error(rx, ErrorKind::ConnectionLost)
+}
+
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+// ----------------------------------------------------------- certificates
+
+/// The test PKI of this test run, made once by `tests/interop/gen-certs.sh`
+/// (the one certificate script) in a fresh temporary directory: ca.pem,
+/// other-ca.pem, good, wronghost and expired (each .pem and .key).
+pub fn test_certs() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wsc-test-certs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gen-certs.sh");
+        let out = std::process::Command::new("bash").arg(&script).arg(&dir).output().expect("run gen-certs.sh");
+        assert!(
+            out.status.success(),
+            "{} failed ({}):\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// The path of `file` in [`test_certs`].
+pub fn test_cert(file: &str) -> String {
+    test_certs().join(file).to_str().unwrap().to_owned()
 }

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Makes the test PKI for the wss:// tests, in the directory given (default
-# tests/interop/certs). Each file is one failure the client must name:
+# The one generator of the test PKI, for every wss:// test: tests/tls.rs (into
+# a temporary directory), tests/interop (setup.sh) and tests/autobahn (run.sh).
+# Writes into the directory given (default tests/interop/certs). Each file is
+# one failure the client must name:
 #   ca.pem / ca.key          the test CA the client is told to trust
 #   other-ca.pem             an unrelated CA: trusting only it is "wrong CA"
 #   good.pem / good.key      localhost, 127.0.0.1, ::1, signed by ca.pem
 #   wronghost.pem / .key     signed by ca.pem, but for wrong.example only
-#   expired.pem / .key       localhost, signed by ca.pem, expired in 2020
-# Regenerated only when missing; delete the directory to start over.
+#   expired.pem / .key       localhost, 127.0.0.1, ::1, signed by ca.pem,
+#                            valid only on 2020-01-01 (`openssl ca` with dates)
+# Keys are PKCS#8 PEM: RSA 2048, or P-256 with WSC_CERT_KEY=ec (the benchmark
+# uses those, as a TLS server today would). Regenerated only when missing;
+# delete the directory to start over. On failure, openssl's own message goes
+# to stderr.
 set -euo pipefail
+case ${WSC_CERT_KEY:-rsa} in
+rsa) newkey=(-newkey rsa:2048) usage=digitalSignature,keyEncipherment ;;
+ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) usage=digitalSignature ;;
+*) echo "gen-certs.sh: WSC_CERT_KEY must be rsa or ec" >&2; exit 2 ;;
+esac
 out=${1:-"$(cd "$(dirname "$0")" && pwd)/certs"}
 [[ -f "$out/expired.pem" ]] && exit 0
 mkdir -p "$out"
@@ -15,19 +26,23 @@ cd "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+quiet() { # runs openssl quietly (key generation prints progress), loudly on failure
+  "$@" 2>"$tmp/stderr" || { cat "$tmp/stderr" >&2; return 1; }
+}
+
 ca() { # name, subject
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" \
+  quiet openssl req -x509 "${newkey[@]}" -nodes -keyout "$1.key" -out "$1.pem" \
     -days 3650 -subj "$2" -addext basicConstraints=critical,CA:TRUE \
-    -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    -addext keyUsage=critical,keyCertSign,cRLSign
 }
 
 leaf() { # name, subjectAltName, extra openssl-ca date flags...
   local name=$1 san=$2
   shift 2
-  openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
-    -subj "/CN=wsc test $name" 2>/dev/null
-  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
-    "$san" >"$tmp/$name.ext"
+  quiet openssl req "${newkey[@]}" -nodes -keyout "$name.key" -out "$tmp/$name.csr" \
+    -subj "/CN=wsc test $name"
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=%s\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
+    "$usage" "$san" >"$tmp/$name.ext"
   rm -rf "$tmp/db" && mkdir -p "$tmp/db" && : >"$tmp/db/index.txt"
   cat >"$tmp/ca.cnf" <<CNF
 [ca]
@@ -44,8 +59,8 @@ copy_extensions = none
 [anything]
 commonName = supplied
 CNF
-  openssl ca -batch -notext -config "$tmp/ca.cnf" -in "$tmp/$name.csr" -out "$name.pem" \
-    -extfile "$tmp/$name.ext" "$@" 2>/dev/null
+  quiet openssl ca -batch -notext -config "$tmp/ca.cnf" -in "$tmp/$name.csr" -out "$name.pem" \
+    -extfile "$tmp/$name.ext" "$@"
 }
 
 ca ca "/CN=wsc test CA"

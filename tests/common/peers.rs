@@ -1,9 +1,7 @@
 //! Independent peers for the interop and load tests: the Python
-//! `websockets` and Node `ws` servers of this directory (see py_server.py),
-//! started from Rust. Included with `#[path]` by tests/interop.rs and
-//! tests/load.rs; each peer exits when the test process does, because its
-//! stdin is a pipe this process holds.
-#![allow(dead_code)] // each test binary uses a different part
+//! `websockets` and Node `ws` servers of tests/interop (see py_server.py),
+//! started from Rust. Each peer exits when the test process does, because
+//! its stdin is a pipe this process holds.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
