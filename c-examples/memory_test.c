@@ -14,20 +14,19 @@
  * (which replace malloc) mallinfo2 reads 0 and only the exchange is checked.
  */
 #define _GNU_SOURCE
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "wsc.h"
+#include "testutil.h"
 
 #define BIG (12u << 20)
 #define ROUNDS 3
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t changed;
 static int opened, echoes, ended, bad;
 
 static void on_open(wsc_id id, void *ud)
@@ -73,23 +72,12 @@ static void on_close(wsc_id id, uint16_t code, const char *r, void *ud)
 /* Waits (60 s at most) until *counter reaches want or the connection ended. */
 static int wait_for(const int *counter, int want)
 {
-    struct timespec deadline;
-    int ok;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 60;
-    pthread_mutex_lock(&lock);
-    while (*counter < want && !ended)
-        if (pthread_cond_timedwait(&changed, &lock, &deadline) != 0)
-            break;
-    ok = *counter >= want;
-    pthread_mutex_unlock(&lock);
-    return ok;
+    return wait_count(&lock, &changed, counter, want, &ended, 60000);
 }
 
 static long heap_kib(void)
 {
-    struct mallinfo2 mi = mallinfo2();
-    return (long)((mi.uordblks + mi.hblkhd) >> 10);
+    return (long)(heap_in_use() >> 10);
 }
 
 int main(int argc, char **argv)
@@ -98,12 +86,13 @@ int main(int argc, char **argv)
     wsc_id id;
     char *big;
     long before, after, settled, limit = 64;
-    struct timespec start, now;
+    struct timespec start;
     int i;
     if (argc < 2) {
         fprintf(stderr, "usage: memory_test ECHO_URL\n");
         return 2;
     }
+    cond_init_monotonic(&changed);
     if (wsc_connect(argv[1], NULL, &cb, NULL, &id) != WSC_OK || !wait_for(&opened, 1))
         return fprintf(stderr, "connect failed: %s\n", wsc_last_error()), 1;
     wsc_send(id, "hello");
@@ -128,12 +117,11 @@ int main(int argc, char **argv)
         struct timespec pause = {0, 20 * 1000 * 1000};
         nanosleep(&pause, NULL); /* polling an effect seen only by looking */
         settled = heap_kib();
-        clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (settled - before > limit && now.tv_sec - start.tv_sec < 10);
+    } while (settled - before > limit && elapsed_ms(&start) < 10000);
     printf("memory_test: heap in use %ld KiB before, after %d x %u MiB text echoes %+ld KiB at once and %+ld KiB "
            "idle after %ld ms (limit %+ld KiB)\n",
            before, ROUNDS, BIG >> 20, after - before, settled - before,
-           (long)((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000), limit);
+           elapsed_ms(&start), limit);
     wsc_close(id);
     wsc_wait(id, 20000);
     if (wsc_shutdown(20000) != WSC_OK)

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "wsc.h"
+#include "testutil.h"
 
 #define APPS 3
 #define MAX_IDS 4096
@@ -69,7 +69,7 @@ static unsigned next(unsigned *seed)
     return *seed;
 }
 
-static int count_clients(void)
+static int listed_clients(void)
 {
     wsc_client_info *list = NULL;
     size_t len = 0;
@@ -103,19 +103,15 @@ static int worker_threads(void)
 }
 
 /* The kernel drops a joined thread from /proc/self/task a moment after
- * pthread_join returns; wait that out (bounded), then count. */
+ * pthread_join returns; wait that out (at most 2 s), then count. */
 static int worker_threads_settled(void)
 {
-    struct timespec start, now;
+    struct timespec start;
     int n;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        n = worker_threads();
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (n == 0 || (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > 2000)
-            return n;
+    while ((n = worker_threads()) > 0 && elapsed_ms(&start) < 2000)
         sched_yield();
-    }
+    return n;
 }
 
 struct app {
@@ -174,7 +170,7 @@ static void *app_main(void *arg)
         case 6:
             if (r % 64 == 6) { /* now and then, a shutdown from an application thread too */
                 st = wsc_shutdown(r % 3);
-                if (st == WSC_OK && count_clients() != 0)
+                if (st == WSC_OK && listed_clients() != 0)
                     FAIL("listed connections after WSC_OK from an application thread's shutdown");
                 if (!one_of(st, WSC_OK, WSC_ERR_TIMEOUT, WSC_ERR_TIMEOUT, WSC_ERR_TIMEOUT))
                     FAIL("wsc_shutdown: %s", wsc_status_str(st));
@@ -209,7 +205,7 @@ static void round_once(unsigned round)
     st = wsc_shutdown(20000);
     if (st != WSC_OK)
         FAIL("round %u: wsc_shutdown: %s", round, wsc_status_str(st));
-    if ((n = count_clients()) != 0)
+    if ((n = listed_clients()) != 0)
         FAIL("round %u: %d connection(s) listed after WSC_OK", round, n);
     for (i = 0; i < APPS; i++)
         pthread_join(apps[i].thread, NULL);
