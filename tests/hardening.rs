@@ -122,11 +122,15 @@ proptest! {
 
 // ------------------------- 5. close at the instant a dial fails
 
-/// Connects, closes at once, and checks the rule: if `close` returned `Ok`,
-/// the end is `Close 1006`; otherwise the dial had already failed.
+/// Connects, closes after `delay`, and checks the rule: if `close` returned
+/// `Ok`, the end is `Close 1006`; otherwise the dial had already failed.
 /// Returns whether close got in first.
-fn close_races_a_failing_dial(url: &str) -> bool {
+fn close_races_a_failing_dial(url: &str, delay: Duration) -> bool {
     let (conn, rx) = open_channel(url, Options::new());
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        std::hint::spin_loop(); // vary the moment of the close, not a wait for an event
+    }
     let closed = conn.close();
     let end = finish(&rx).1;
     match closed {
@@ -142,26 +146,29 @@ fn close_races_a_failing_dial(url: &str) -> bool {
     }
 }
 
-fn close_races(url: &str, rounds: usize) {
-    let won = (0..rounds).filter(|_| close_races_a_failing_dial(url)).count();
+/// Sweeps the moment of the close across the dial, from at once to
+/// `max_delay`: both outcomes must occur, and every round keeps the rule.
+fn close_races(url: &str, rounds: u32, max_delay: Duration) {
+    let won = (0..rounds).filter(|r| close_races_a_failing_dial(url, max_delay * (r % 50) / 50)).count();
     assert!(won > 0, "close never got in first in {rounds} rounds: the race was not exercised");
+    assert!(won < rounds as usize, "the dial never failed first in {rounds} rounds: the race was not exercised");
 }
 
 #[test]
 fn close_right_after_connect_to_a_refused_port_ends_in_close() {
-    close_races(&format!("ws://127.0.0.1:{}/", closed_port()), 300);
+    close_races(&format!("ws://127.0.0.1:{}/", closed_port()), 400, Duration::from_millis(2));
 }
 
 #[test]
 fn close_right_after_connect_to_an_unknown_host_ends_in_close() {
     // A 64-byte label is invalid, so the resolver fails without any query.
-    close_races(&format!("ws://{}.invalid/", "a".repeat(64)), 300);
+    close_races(&format!("ws://{}.invalid/", "a".repeat(64)), 400, Duration::from_millis(2));
 }
 
 #[test]
 fn close_right_after_connect_to_a_403_ends_in_close() {
     let server = http_server("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
-    close_races(&server.url(), 200);
+    close_races(&server.url(), 300, Duration::from_millis(8));
 }
 
 // ---------------------------------------------- 6. a query without a path
