@@ -420,3 +420,53 @@ fn messages_after_the_buffers_were_given_back_arrive_intact() {
     assert_eq!(events, vec![Event::Open, bin.clone(), text, bin]);
     assert!(matches!(last, Event::Close { code: 1000, .. }), "{last:?}");
 }
+
+// ------------------------------ 3. every C option value, as a C host passes it
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Any `u32` for the millisecond setters and any `usize` for the sizes:
+    /// each setter answers OK or INVALID_ARGUMENT, and a connection made with
+    /// the result ends (one terminal event, `wsc_wait` succeeds), never a
+    /// panic or a hang.
+    #[test]
+    fn any_c_option_values_give_a_status_and_a_connection_that_ends(
+        ms in proptest::collection::vec(prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>(), 0u32..3000], 4),
+        sizes in proptest::collection::vec(prop_oneof![Just(0usize), Just(usize::MAX), any::<usize>(), 0usize..(1 << 20)], 4),
+    ) {
+        use wsc::ffi::*;
+        let server = echo_server();
+        let o = wsc_options_new();
+        // SAFETY: `o` comes from wsc_options_new and is freed once below.
+        unsafe {
+            for (i, v) in ms.iter().enumerate() {
+                let st = match i {
+                    0 => wsc_options_set_connect_timeout_ms(o, *v),
+                    1 => wsc_options_set_close_timeout_ms(o, *v),
+                    2 => wsc_options_set_ping_interval_ms(o, *v),
+                    _ => wsc_options_set_pong_timeout_ms(o, *v),
+                };
+                prop_assert_eq!(st, wsc_status::WSC_OK);
+            }
+            for (i, v) in sizes.iter().enumerate() {
+                let st = match i {
+                    0 => wsc_options_set_max_message_size(o, *v),
+                    1 => wsc_options_set_max_buffered_bytes(o, *v),
+                    2 => wsc_options_set_read_buffer_size(o, *v),
+                    _ => wsc_options_set_stack_size(o, (*v).min(64 << 20)),
+                };
+                prop_assert!(matches!(st, wsc_status::WSC_OK | wsc_status::WSC_ERR_INVALID_ARGUMENT), "{:?}", st);
+            }
+            let uri = std::ffi::CString::new(server.url()).unwrap();
+            let callbacks = wsc_callbacks { on_open: None, on_message: None, on_error: None, on_close: None };
+            let mut id = 0;
+            prop_assert_eq!(wsc_connect(uri.as_ptr(), o, &callbacks, std::ptr::null_mut(), &mut id), wsc_status::WSC_OK);
+            wsc_options_free(o);
+            let text = std::ffi::CString::new("x").unwrap();
+            let _ = wsc_send(id, text.as_ptr());
+            let _ = wsc_close(id);
+            prop_assert_eq!(wsc_wait(id, 20_000), wsc_status::WSC_OK);
+        }
+    }
+}
