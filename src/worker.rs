@@ -285,7 +285,7 @@ impl Session {
         end
     }
 
-    fn step(&mut self, w: &mut Worker<'_>) -> Result<(), Terminal> {
+    fn step(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         self.control(w);
         self.write(w)?;
         self.read(w)?;
