@@ -594,6 +594,49 @@ static void test_option_values(void)
     wsc_options_free(o);
 }
 
+/* Proxy options: checked at the setter, "" is direct, and a proxy that
+ * cannot be reached is an on_error naming it, never its password. */
+static void test_proxy_options(void)
+{
+    wsc_status (*set_proxy)(wsc_options *, const char *) = wsc_options_set_proxy;
+    wsc_status (*set_from_env)(wsc_options *, bool) = wsc_options_set_proxy_from_env;
+    wsc_options *o = wsc_options_new();
+    struct rec r;
+    char refused[64], proxy[128];
+    CHECK(set_proxy && set_from_env);
+    CHECK_ST(wsc_options_set_proxy(NULL, "http://127.0.0.1:3128"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy_from_env(NULL, true), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, NULL), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, "http://\xff:1"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, "https://127.0.0.1:3128"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, "socks4://127.0.0.1"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, "http://"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, "http://127.0.0.1:65536"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_options_set_proxy(o, "http://user:topsecret@127.0.0.1:0"), WSC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(wsc_last_error(), "port") != NULL && strstr(wsc_last_error(), "topsecret") == NULL);
+    CHECK_ST(wsc_options_set_proxy(o, "socks5h://u:p%40ss@[::1]"), WSC_OK);
+    CHECK_ST(wsc_options_set_proxy_from_env(o, true), WSC_OK);
+    /* "" is direct, even with the environment on */
+    CHECK_ST(wsc_options_set_proxy(o, ""), WSC_OK);
+    if (open_echo(&r, o)) {
+        CHECK_ST(wsc_send(r.id, "direct"), WSC_OK);
+        CHECK(rec_wait(&r, &r.messages, 1, WAIT_MS));
+        close_and_finish(&r);
+    }
+    /* a proxy nobody listens on */
+    refused_uri(refused, sizeof refused); /* ws://127.0.0.1:PORT/ */
+    snprintf(proxy, sizeof proxy, "http://user:topsecret@%s", refused + strlen("ws://"));
+    CHECK_ST(wsc_options_set_proxy(o, proxy), WSC_OK);
+    rec_init(&r);
+    CHECK_ST(rec_connect(&r, ECHO, o), WSC_OK);
+    wsc_options_free(o);
+    rec_finished(&r);
+    CHECK(r.errors == 1 && r.opens == 0);
+    CHECK(strstr(r.error, "proxy http://127.0.0.1:") != NULL && strstr(r.error, "topsecret") == NULL);
+    rec_check_rules(&r);
+    rec_destroy(&r);
+}
+
 /* Options are copied by wsc_connect: freeing them at once changes nothing. */
 static void test_options_not_retained(void)
 {
@@ -1847,6 +1890,7 @@ static const struct test_case tests[] = {
     TEST_CASE(test_invalid_utf8),
     TEST_CASE(test_invalid_uri),
     TEST_CASE(test_option_values),
+    TEST_CASE(test_proxy_options),
     TEST_CASE(test_options_not_retained),
     TEST_CASE(test_echo_text_binary_empty),
     TEST_CASE(test_user_data_untouched),

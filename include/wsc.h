@@ -467,6 +467,28 @@ enum wsc_status wsc_options_set_stack_size(struct wsc_options *o, size_t bytes);
 enum wsc_status wsc_options_set_read_buffer_size(struct wsc_options *o, size_t bytes);
 
 /**
+ * Tunnels connections made with these options through a proxy; the string
+ * is copied. `http://[user:password@]host[:port]` (HTTP `CONNECT`, for ws://
+ * and wss:// alike), `socks5://...` (the target name resolved here) or
+ * `socks5h://...` (resolved by the proxy); no scheme means `http://`, no
+ * port 1080, credentials are percent-decoded. `""` connects directly, even
+ * when `wsc_options_set_proxy_from_env` is on. TLS still verifies the wss://
+ * host. Credentials never appear in `wsc_last_error()` or any `on_error`
+ * message. WSC_ERR_INVALID_ARGUMENT for NULL, invalid UTF-8, another
+ * scheme, no host, a bad port or bad percent-encoding (nothing changed).
+ * Failures while talking to the proxy reach `on_error`, naming the proxy.
+ */
+enum wsc_status wsc_options_set_proxy(struct wsc_options *o, const char *proxy_uri);
+
+/**
+ * Off by default. On: when no proxy was set with `wsc_options_set_proxy`,
+ * each connect reads the environment as libcurl does (`no_proxy`, then
+ * `ws_proxy`/`http_proxy` for ws://, `wss_proxy`/`https_proxy` for wss://,
+ * then `all_proxy`; upper-case accepted except `HTTP_PROXY`; see the README).
+ */
+enum wsc_status wsc_options_set_proxy_from_env(struct wsc_options *o, bool enabled);
+
+/**
  * A static, NUL-terminated name for a status (e.g. "WSC_ERR_UNKNOWN_ID:
  * no such connection"). Never NULL; unknown values give "unknown status".
  */

@@ -1,4 +1,5 @@
-//! Getting from a URI to an open WebSocket: DNS, TCP, TLS, HTTP upgrade.
+//! Getting from a URI to an open WebSocket: DNS, TCP, a proxy's tunnel
+//! (`proxy.rs`) when one is used, TLS, HTTP upgrade.
 //!
 //! Every step after DNS is non-blocking and waits in `poll(2)` together with
 //! the worker's eventfd, so `close()` abandons a handshake at once (even one
@@ -46,14 +47,21 @@ const WRITE: Interest = Interest { read: false, write: true };
 impl Dial<'_> {
     /// Returns the open socket and the negotiated subprotocol.
     pub(crate) fn establish(&self) -> Result<(WebSocket<Stream>, Option<String>), DialError> {
-        let addrs = self.resolve()?;
-        self.check("resolving the host name")?;
-        let tcp = Tcp::new(self.tcp(&addrs)?);
+        let tcp = match crate::proxy::choose(self.options, self.target)? {
+            Some(proxy) => Tcp::new(proxy.tunnel(self)?),
+            None => Tcp::new(self.direct()?),
+        };
         let transport = if self.target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
         self.upgrade(Stream::new(transport))
     }
 
-    fn check(&self, stage: &str) -> Result<(), DialError> {
+    fn direct(&self) -> Result<TcpStream, DialError> {
+        let addrs = self.resolve(&self.target.host, self.target.port)?;
+        self.check("resolving the host name")?;
+        self.tcp(&addrs)
+    }
+
+    pub(crate) fn check(&self, stage: &str) -> Result<(), DialError> {
         if (self.aborted)() {
             return Err(DialError::Aborted);
         }
@@ -69,14 +77,13 @@ impl Dial<'_> {
     }
 
     /// Waits until `fd` is ready, the application aborts, or the deadline passes.
-    fn wait(&self, fd: RawFd, interest: Interest, stage: &str) -> Result<(), DialError> {
+    pub(crate) fn wait(&self, fd: RawFd, interest: Interest, stage: &str) -> Result<(), DialError> {
         self.check(stage)?;
         self.waker.wait(fd, interest, self.deadline);
         self.check(stage)
     }
 
-    fn resolve(&self) -> Result<Vec<SocketAddr>, DialError> {
-        let (host, port) = (self.target.host.as_str(), self.target.port);
+    pub(crate) fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DialError> {
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}")))?
@@ -88,7 +95,7 @@ impl Dial<'_> {
     }
 
     /// Tries each address in turn; reports the last failure.
-    fn tcp(&self, addrs: &[SocketAddr]) -> Result<TcpStream, DialError> {
+    pub(crate) fn tcp(&self, addrs: &[SocketAddr]) -> Result<TcpStream, DialError> {
         let mut last = None;
         for addr in addrs {
             match self.tcp_one(*addr) {

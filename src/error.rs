@@ -64,6 +64,11 @@ pub enum ErrorKind {
     Tls,
     /// The HTTP upgrade was refused or malformed; `status` is the HTTP status if any.
     Handshake { status: Option<u16> },
+    /// The proxy could not be reached or would not open the tunnel: refused,
+    /// unresolvable, silent until the connect timeout, closed mid-reply,
+    /// refused the credentials, or a SOCKS error. `status` is the HTTP status
+    /// of a refused `CONNECT` (401, 403, 407, 502, ...), if any.
+    Proxy { status: Option<u16> },
     /// The peer broke RFC 6455 (bad frame, invalid UTF-8, ...).
     Protocol,
     /// An incoming message or frame exceeded the configured maximum (closed with 1009).
@@ -98,6 +103,15 @@ impl ConnectionError {
     /// A human-readable explanation, e.g. `connection refused (127.0.0.1:9)`.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The HTTP status that ended the connection: the server's answer to the
+    /// upgrade, or the proxy's answer to `CONNECT`. `None` for every other failure.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.kind {
+            ErrorKind::Handshake { status } | ErrorKind::Proxy { status } => status,
+            _ => None,
+        }
     }
 }
 

@@ -24,6 +24,7 @@ mod gate;
 mod handler;
 mod lifecycle;
 mod options;
+mod proxy;
 mod registry;
 mod stream;
 mod target;

@@ -3,6 +3,7 @@
 //! a bad value is reported where it was written, not later on a worker thread.
 
 use crate::error::Error;
+use crate::proxy::ProxySetting;
 use crate::tls::TlsOptions;
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub struct Options {
     pub(crate) read_buffer_size: usize,
     pub(crate) stack_size: usize,
     pub(crate) tls: TlsOptions,
+    /// `None`: not set (the environment may name one); its `Debug` hides credentials.
+    pub(crate) proxy: Option<ProxySetting>,
+    pub(crate) proxy_from_env: bool,
 }
 
 impl Default for Options {
@@ -42,6 +46,8 @@ impl Default for Options {
             read_buffer_size: 8 << 10,
             stack_size: 256 << 10,
             tls: TlsOptions::default(),
+            proxy: None,
+            proxy_from_env: false,
         }
     }
 }
@@ -76,7 +82,7 @@ impl Options {
         Ok(self)
     }
 
-    /// Bounds DNS, TCP, TLS and the HTTP upgrade together. Default 10 s.
+    /// Bounds DNS, TCP, a proxy's handshake, TLS and the HTTP upgrade together. Default 10 s.
     /// Any value works; one too large to add to the current time (such as
     /// `Duration::MAX`) means no timeout, as for every duration here.
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
@@ -175,6 +181,40 @@ impl Options {
     /// DANGER, for tests only: accept any server certificate and host name.
     pub fn danger_accept_invalid_certs(&mut self, accept: bool) -> &mut Self {
         self.tls.danger_accept_invalid_certs(accept);
+        self
+    }
+
+    /// Tunnels the connection through a proxy (the README's "Proxies" section
+    /// has every rule):
+    /// `http://[user:password@]host[:port]` sends `CONNECT host:port` (for
+    /// `ws://` and `wss://` alike) with `Proxy-Authorization: Basic` when
+    /// credentials are given; `socks5://...` is SOCKS5 with user name and
+    /// password authentication (RFC 1929) when given, the target name
+    /// resolved here; `socks5h://...` lets the proxy resolve it. No scheme
+    /// means `http://`, no port means 1080; credentials are percent-decoded.
+    /// `""` connects directly, even when [`Options::proxy_from_env`] is on and
+    /// the environment names a proxy. TLS still verifies the `wss://` host.
+    /// Credentials never appear in messages or in this type's `Debug` output.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for another scheme, no host, a bad port,
+    /// a path, invalid percent-encoding, or (SOCKS5) a user name or password
+    /// outside 1–255 bytes. Nothing is changed then.
+    pub fn proxy(&mut self, uri: &str) -> Result<&mut Self, Error> {
+        self.proxy = Some(ProxySetting::parse(uri)?);
+        Ok(self)
+    }
+
+    /// Off by default. When on and no [`Options::proxy`] was set, each connect
+    /// reads the environment as libcurl does: `no_proxy` / `NO_PROXY` first
+    /// (`*`, host names and domain suffixes, IP addresses and CIDR ranges,
+    /// optional `:port`), then for `ws://` `ws_proxy`, `WS_PROXY`,
+    /// `http_proxy` (never `HTTP_PROXY`), for `wss://` `wss_proxy`,
+    /// `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`, then `all_proxy`,
+    /// `ALL_PROXY`; the first one set and not empty is used. A value that
+    /// does not parse ends the connection with an error of kind `Proxy`.
+    pub fn proxy_from_env(&mut self, enabled: bool) -> &mut Self {
+        self.proxy_from_env = enabled;
         self
     }
 

@@ -175,6 +175,34 @@ pub unsafe extern "C" fn wsc_options_set_read_buffer_size(o: *mut wsc_options, b
     with(o, |opts| opts.read_buffer_size(bytes).map(drop))
 }
 
+/// Tunnels connections made with these options through a proxy; the string
+/// is copied. `http://[user:password@]host[:port]` (HTTP `CONNECT`, for ws://
+/// and wss:// alike), `socks5://...` (the target name resolved here) or
+/// `socks5h://...` (resolved by the proxy); no scheme means `http://`, no
+/// port 1080, credentials are percent-decoded. `""` connects directly, even
+/// when `wsc_options_set_proxy_from_env` is on. TLS still verifies the wss://
+/// host. Credentials never appear in `wsc_last_error()` or any `on_error`
+/// message. WSC_ERR_INVALID_ARGUMENT for NULL, invalid UTF-8, another
+/// scheme, no host, a bad port or bad percent-encoding (nothing changed).
+/// Failures while talking to the proxy reach `on_error`, naming the proxy.
+#[no_mangle]
+pub unsafe extern "C" fn wsc_options_set_proxy(o: *mut wsc_options, proxy_uri: *const c_char) -> wsc_status {
+    // SAFETY: NUL-terminated string per the header's contract.
+    with(o, |opts| opts.proxy(unsafe { text(proxy_uri, "proxy_uri")? }).map(drop))
+}
+
+/// Off by default. On: when no proxy was set with `wsc_options_set_proxy`,
+/// each connect reads the environment as libcurl does (`no_proxy`, then
+/// `ws_proxy`/`http_proxy` for ws://, `wss_proxy`/`https_proxy` for wss://,
+/// then `all_proxy`; upper-case accepted except `HTTP_PROXY`; see the README).
+#[no_mangle]
+pub unsafe extern "C" fn wsc_options_set_proxy_from_env(o: *mut wsc_options, enabled: bool) -> wsc_status {
+    with(o, |opts| {
+        opts.proxy_from_env(enabled);
+        Ok(())
+    })
+}
+
 /// The options to use: the caller's, or the defaults for NULL.
 pub(crate) fn or_default(o: *const wsc_options) -> Options {
     // SAFETY: the caller passes NULL or a pointer from wsc_options_new.
