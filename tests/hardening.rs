@@ -458,6 +458,9 @@ proptest! {
                 };
                 prop_assert!(matches!(st, wsc_status::WSC_OK | wsc_status::WSC_ERR_INVALID_ARGUMENT), "{:?}", st);
             }
+            let direct = std::ffi::CString::new("").unwrap();
+            prop_assert_eq!(wsc_options_set_proxy(o, direct.as_ptr()), wsc_status::WSC_OK);
+            prop_assert_eq!(wsc_options_set_proxy_from_env(o, ms[0] % 2 == 0), wsc_status::WSC_OK);
             let uri = std::ffi::CString::new(server.url()).unwrap();
             let callbacks = wsc_callbacks { on_open: None, on_message: None, on_error: None, on_close: None };
             let mut id = 0;
