@@ -397,11 +397,22 @@ static void test_signatures_match_the_contract(void)
     CHECK(id_is_u64 && uri && handler_name && state && !cb.on_open && sizeof(wsc_id) == 8);
 }
 
+/* The header's version macros agree with each other at compile time... */
+#if WSC_VERSION_NUM != ((WSC_VERSION_MAJOR << 16) | (WSC_VERSION_MINOR << 8) | WSC_VERSION_PATCH)
+#error "WSC_VERSION_NUM does not match WSC_VERSION_MAJOR/MINOR/PATCH"
+#endif
+
 static void test_version_and_status_strings(void)
 {
     int i, j;
+    char parts[32];
     const char *v = wsc_version();
     CHECK(v != NULL && v[0] >= '0' && v[0] <= '9');
+    /* ... and with the library at run time. */
+    CHECK(strcmp(v, WSC_VERSION) == 0);
+    CHECK(wsc_version_num() == WSC_VERSION_NUM);
+    snprintf(parts, sizeof parts, "%d.%d.%d", WSC_VERSION_MAJOR, WSC_VERSION_MINOR, WSC_VERSION_PATCH);
+    CHECK(strcmp(parts, WSC_VERSION) == 0);
     CHECK(wsc_last_error() != NULL);
     for (i = WSC_OK; i <= WSC_ERR_TIMEOUT; i++) {
         CHECK(wsc_status_str((wsc_status)i) != NULL && wsc_status_str((wsc_status)i)[0]);

@@ -1,21 +1,21 @@
-// cpp_client: wsc.h from C++17. A small RAII class owns one connection;
-// its static member functions are the C callbacks and `this` is user_data.
+// cpp_client: wsc from C++17 through include/wsc.hpp, the header-only
+// wrapper over wsc.h: a move-only wsc::Connection that closes and waits when
+// destroyed, std::function callbacks, message views, exceptions for refusals.
 //
 //   cpp_client ws://127.0.0.1:PORT/websockets/v4/service/echo
 //
-// Callbacks run on the connection's worker thread, so the class hands events
-// to the caller through a mutex-guarded queue and waits with deadlines.
+// Callbacks run on the connection's worker thread, so they hand events to
+// main through a mutex-guarded inbox, and main waits with deadlines.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "wsc.h"
+#include "wsc.hpp"
 
 namespace {
 
@@ -24,87 +24,15 @@ struct Received {
     bool binary;
 };
 
-class WebSocket {
+// What the callbacks share with main. Declared before the Connection, so it
+// outlives it: ~Connection waits for the last callback.
+class Inbox {
 public:
-    explicit WebSocket(const std::string &uri)
+    void push(wsc::MessageView m)
     {
-        wsc_callbacks callbacks{};
-        callbacks.on_message = &WebSocket::on_message;
-        callbacks.on_error = &WebSocket::on_error;
-        callbacks.on_close = &WebSocket::on_close;
-        wsc_status status = wsc_connect(uri.c_str(), nullptr, &callbacks, this, &id_);
-        if (status != WSC_OK)
-            throw std::runtime_error(std::string("wsc_connect: ") + wsc_last_error());
-    }
-
-    // Closes if still open and waits for the terminal callback: after that
-    // wsc never touches `this` again, so it is safe to destroy.
-    ~WebSocket()
-    {
-        wsc_close(id_);
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait_for(lock, std::chrono::seconds(10), [this] { return finished_; });
-    }
-
-    WebSocket(const WebSocket &) = delete;
-    WebSocket &operator=(const WebSocket &) = delete;
-
-    void send(const std::string &text) { check(wsc_send_text(id_, text.data(), text.size())); }
-
-    void send(const std::vector<std::uint8_t> &bytes)
-    {
-        check(wsc_send_binary(id_, bytes.data(), bytes.size()));
-    }
-
-    void close() { check(wsc_close(id_)); }
-
-    // The next message, or nothing if none came within `timeout`.
-    bool receive(Received &out, std::chrono::milliseconds timeout)
-    {
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (!changed_.wait_for(lock, timeout, [this] { return !inbox_.empty() || finished_; }) ||
-            inbox_.empty())
-            return false;
-        out = std::move(inbox_.front());
-        inbox_.pop_front();
-        return true;
-    }
-
-    // The close code (0 after an error), once the connection has ended.
-    bool wait_closed(std::chrono::milliseconds timeout, std::uint16_t &code)
-    {
-        std::unique_lock<std::mutex> lock(mutex_);
-        bool done = changed_.wait_for(lock, timeout, [this] { return finished_; });
-        code = close_code_;
-        return done;
-    }
-
-private:
-    static void check(wsc_status status)
-    {
-        if (status != WSC_OK)
-            throw std::runtime_error(std::string(wsc_status_str(status)) + ": " + wsc_last_error());
-    }
-
-    static void on_message(wsc_id, const std::uint8_t *data, std::size_t len, bool is_binary,
-                           void *user_data)
-    {
-        auto *self = static_cast<WebSocket *>(user_data);
-        std::lock_guard<std::mutex> lock(self->mutex_);
-        // `data` is only valid during this call: copy it.
-        self->inbox_.push_back({std::string(reinterpret_cast<const char *>(data), len), is_binary});
-        self->changed_.notify_all();
-    }
-
-    static void on_error(wsc_id, const char *message, void *user_data)
-    {
-        std::printf("error: %s\n", message);
-        static_cast<WebSocket *>(user_data)->finish(0);
-    }
-
-    static void on_close(wsc_id, std::uint16_t code, const char *, void *user_data)
-    {
-        static_cast<WebSocket *>(user_data)->finish(code);
+        std::lock_guard<std::mutex> lock(mutex_);
+        messages_.push_back({std::string(m.text()), m.is_binary()});  // the view dies with the call: copy
+        changed_.notify_all();
     }
 
     void finish(std::uint16_t code)
@@ -115,10 +43,28 @@ private:
         changed_.notify_all();
     }
 
-    wsc_id id_ = 0;
+    // The next message, or false if none came within `timeout`.
+    bool receive(Received &out, std::chrono::milliseconds timeout)
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!changed_.wait_for(lock, timeout, [this] { return !messages_.empty() || finished_; }) ||
+            messages_.empty())
+            return false;
+        out = std::move(messages_.front());
+        messages_.pop_front();
+        return true;
+    }
+
+    std::uint16_t close_code()
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return close_code_;
+    }
+
+private:
     std::mutex mutex_;
     std::condition_variable changed_;
-    std::deque<Received> inbox_;
+    std::deque<Received> messages_;
     bool finished_ = false;
     std::uint16_t close_code_ = 0;
 };
@@ -128,34 +74,52 @@ private:
 int main(int argc, char **argv)
 {
     const std::string uri = argc > 1 ? argv[1] : "ws://127.0.0.1:8080/websockets/v4/service/echo";
-    using std::chrono::milliseconds;
+    using namespace std::chrono_literals;
+    const std::string text("hello from C++\0with a NUL", 25);
     int failures = 0;
+
+    std::printf("wsc %s (header %s)\n", std::string(wsc::version()).c_str(), WSC_VERSION);
+    Inbox inbox;
     try {
-        WebSocket ws(uri);
-        ws.send(std::string("hello from C++\0with a NUL", 25));
-        ws.send(std::vector<std::uint8_t>{0xde, 0xad, 0xbe, 0xef});
+        wsc::Callbacks callbacks;
+        callbacks.on_open = [](wsc::ConnectionRef c) { std::printf("open: connection %llu\n", (unsigned long long)c.id()); };
+        callbacks.on_message = [&inbox](wsc::ConnectionRef, wsc::MessageView m) { inbox.push(m); };
+        callbacks.on_error = [&inbox](wsc::ConnectionRef, std::string_view message) {
+            std::printf("error: %.*s\n", static_cast<int>(message.size()), message.data());
+            inbox.finish(0);
+        };
+        callbacks.on_close = [&inbox](wsc::ConnectionRef, std::uint16_t code, std::string_view) { inbox.finish(code); };
+
+        wsc::Connection ws(uri, std::move(callbacks), wsc::Options().connect_timeout(10s).close_timeout(5s));
+        ws.send(text);                                                   // queued until open
+        ws.send_binary(std::vector<std::uint8_t>{0xde, 0xad, 0xbe, 0xef});
         for (int i = 0; i < 2; i++) {
             Received r;
-            if (!ws.receive(r, milliseconds(10000))) {
+            if (!inbox.receive(r, 10000ms)) {
                 std::printf("no echo\n");
                 failures++;
                 break;
             }
             std::printf("%s echo, %zu bytes%s\n", r.binary ? "binary" : "text", r.data.size(),
-                        r.binary ? "" : (r.data == std::string("hello from C++\0with a NUL", 25)
-                                             ? ", NUL kept"
-                                             : ", MANGLED"));
+                        r.binary ? "" : (r.data == text ? ", NUL kept" : ", MANGLED"));
         }
         ws.close();
-        std::uint16_t code = 0;
-        bool closed = ws.wait_closed(milliseconds(10000), code);
-        std::printf("closed: %u\n", static_cast<unsigned>(code));
-        failures += !closed || code != 1000;
-    } catch (const std::exception &e) {
+        const bool closed = ws.wait(10s);
+        std::printf("closed: %u\n", static_cast<unsigned>(inbox.close_code()));
+        failures += !closed || inbox.close_code() != 1000;
+        std::printf("state after wait: %s\n", ws.state() == wsc::State::finished ? "finished" : "still running");
+        try {
+            ws.send("too late");
+            std::printf("send after close: accepted?!\n");
+            failures++;
+        } catch (const wsc::Error &e) {
+            std::printf("send after close: %s\n", wsc_status_str(e.status()));
+        }
+    } catch (const wsc::Error &e) {
         std::printf("exception: %s\n", e.what());
         failures++;
     }
-    wsc_status status = wsc_shutdown(5000);
-    std::printf("shutdown: %s\n", wsc_status_str(status));
-    return failures == 0 && status == WSC_OK ? 0 : 1;
+    const bool joined = wsc::shutdown(5s);
+    std::printf("shutdown: %s\n", joined ? "WSC_OK" : "WSC_ERR_TIMEOUT");
+    return failures == 0 && joined ? 0 : 1;
 }

@@ -33,6 +33,7 @@ struct api {
     const char *(*status_str)(wsc_status);
     const char *(*last_error)(void);
     const char *(*version)(void);
+    uint32_t (*version_num)(void);
 };
 
 struct session {
@@ -63,7 +64,8 @@ static int load_api(void *lib, struct api *a)
            LOOKUP(lib, a->send, "wsc_send") && LOOKUP(lib, a->close, "wsc_close") &&
            LOOKUP(lib, a->shutdown, "wsc_shutdown") &&
            LOOKUP(lib, a->status_str, "wsc_status_str") &&
-           LOOKUP(lib, a->last_error, "wsc_last_error") && LOOKUP(lib, a->version, "wsc_version");
+           LOOKUP(lib, a->last_error, "wsc_last_error") && LOOKUP(lib, a->version, "wsc_version") &&
+           LOOKUP(lib, a->version_num, "wsc_version_num");
 }
 
 static void notify(struct session *s, int *field, uint16_t code)
@@ -125,7 +127,15 @@ static int round_trip(const char *lib_path, const char *uri, int round)
         dlclose(lib);
         return 0;
     }
-    printf("round %d: loaded wsc %s\n", round, a.version());
+    /* What a dlopen host checks: the same major version as the header it was
+     * compiled with (the soname's promise), and at least that version (it
+     * may call what that header declares). */
+    if (a.version_num() >> 16 != WSC_VERSION_MAJOR || a.version_num() < WSC_VERSION_NUM) {
+        fprintf(stderr, "libwsc %s is not compatible with wsc.h %s\n", a.version(), WSC_VERSION);
+        dlclose(lib);
+        return 0;
+    }
+    printf("round %d: loaded wsc %s (header %s)\n", round, a.version(), WSC_VERSION);
 
     cond_init_monotonic(&s.changed);
     pthread_mutex_init(&s.lock, NULL);

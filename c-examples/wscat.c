@@ -3,11 +3,13 @@
  * sent as a text message; each message received is printed as "< text"
  * (binary ones as hex). End of input closes the connection (code 1000).
  *
- *   wscat [-p subprotocol] [-H "Name: value"] [-n count] [-t ms] ws://host:port/path
+ *   wscat [-p subprotocol] [-H "Name: value"] [-n count] [-t ms] [--ca FILE] [-k] URI
  *
  *   -p  offer a subprotocol (repeatable)     -H  add a request header (repeatable)
  *   -n  at end of input, first wait for `count` messages in all, then close
  *   -t  how long -n waits, and the connect timeout (default 10000 ms)
+ *   --ca FILE  also trust the PEM certificates in FILE (wss://)
+ *   -k  insecure: accept any server certificate and host name (tests only)
  *
  * stdin and the connection's end are watched together with poll(2): the
  * terminal callback writes to a pipe, so a server that closes wakes us up.
@@ -175,11 +177,11 @@ static void pump_stdin(struct session *s, wsc_id id)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: wscat [-p subprotocol] [-H 'Name: value'] [-n count] [-t ms] URI\n");
+    fprintf(stderr, "usage: wscat [-p subprotocol] [-H 'Name: value'] [-n count] [-t ms] [--ca FILE] [-k] URI\n");
     return 2;
 }
 
-/* Applies -p and -H; returns the index of the URI argument, or -1. */
+/* Applies -p, -H, --ca and -k; returns the index of the URI argument, or -1. */
 static int parse_options(int argc, char **argv, wsc_options *o, long *count, long *timeout_ms)
 {
     int i;
@@ -187,9 +189,18 @@ static int parse_options(int argc, char **argv, wsc_options *o, long *count, lon
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char name[256];
         const char *colon;
+        if (!strcmp(argv[i], "-k")) {
+            if (wsc_options_set_danger_accept_invalid_certs(o, true) != WSC_OK)
+                return -1;
+            i--; /* no value */
+            continue;
+        }
         if (!v)
             return -1;
-        if (!strcmp(argv[i], "-p")) {
+        if (!strcmp(argv[i], "--ca")) {
+            if (wsc_options_set_ca_file(o, v) != WSC_OK)
+                return -1;
+        } else if (!strcmp(argv[i], "-p")) {
             if (wsc_options_add_subprotocol(o, v) != WSC_OK)
                 return -1;
         } else if (!strcmp(argv[i], "-H") && (colon = strchr(v, ':')) != NULL &&

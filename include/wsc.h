@@ -17,6 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The version of this header (from Cargo.toml). The library's own: wsc_version()
+ * and wsc_version_num(); a program loading it with dlopen() compares both.
+ * WSC_VERSION_NUM is (major << 16) | (minor << 8) | patch, for #if tests.
+ */
+#define WSC_VERSION_MAJOR 0
+#define WSC_VERSION_MINOR 1
+#define WSC_VERSION_PATCH 0
+#define WSC_VERSION "0.1.0"
+#define WSC_VERSION_NUM 0x000100
+
 /**
  * What a wsc function returns. Details of a failure: `wsc_last_error()`.
  */
@@ -390,6 +401,7 @@ void wsc_options_free(struct wsc_options *options);
 /**
  * Adds a header to the HTTP upgrade request. Both strings are copied.
  * WSC_ERR_INVALID_ARGUMENT for NULL, invalid UTF-8 or an invalid header.
+ * Without a `User-Agent` header the request sends `User-Agent: wsc/<version>`.
  */
 enum wsc_status wsc_options_add_header(struct wsc_options *o, const char *name, const char *value);
 
@@ -503,9 +515,17 @@ const char *wsc_status_str(wsc_status status);
 const char *wsc_last_error(void);
 
 /**
- * The library version, e.g. "0.1.0". Static; never NULL.
+ * The library version, e.g. "0.1.0". Static; never NULL. Compare with
+ * `WSC_VERSION`, the version of the header compiled against.
  */
 const char *wsc_version(void);
+
+/**
+ * The library version as `(major << 16) | (minor << 8) | patch`, e.g.
+ * 0x000100 for 0.1.0: compare with `WSC_VERSION_NUM` from the header a
+ * program was compiled against (a `dlopen` host checks both).
+ */
+uint32_t wsc_version_num(void);
 
 #ifdef __cplusplus
 }  // extern "C"

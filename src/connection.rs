@@ -25,8 +25,11 @@ use tungstenite::{Bytes, Utf8Bytes};
 
 /// Where a connection is in its life. A finished connection has no state:
 /// calls on it return [`Error::UnknownId`].
+///
+/// States may be added in a minor release: `match` with a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum State {
     Connecting = 0,
     Open = 1,

@@ -42,6 +42,10 @@ pub(crate) struct Dial<'a> {
     pub(crate) deadline: Option<Instant>,
 }
 
+/// Sent in the upgrade request unless the application sets its own
+/// `User-Agent` header: servers and firewalls log or refuse requests without one.
+pub(crate) const USER_AGENT: &str = concat!("wsc/", env!("CARGO_PKG_VERSION"));
+
 const WRITE: Interest = Interest { read: false, write: true };
 
 impl Dial<'_> {
@@ -155,6 +159,9 @@ impl Dial<'_> {
         let mut request = ClientRequestBuilder::new(self.target.uri.clone());
         for (name, value) in &self.options.headers {
             request = request.with_header(name.as_str(), value.as_str());
+        }
+        if !self.options.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("user-agent")) {
+            request = request.with_header("User-Agent", USER_AGENT);
         }
         for p in &self.options.subprotocols {
             request = request.with_sub_protocol(p.as_str());

@@ -6,7 +6,10 @@
 use std::fmt;
 
 /// A call that was refused. Each variant says what the caller should do.
+///
+/// Variants may be added in a minor release: `match` with a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// An argument was unusable (bad header, bad close code, unreadable file...).
     /// Fix the argument; nothing was changed.
@@ -53,6 +56,8 @@ impl std::error::Error for Error {}
 
 /// What ended a connection, for code that reacts by kind (retry on
 /// `Connect`, alert on `Tls`, ...). The message says it for people.
+///
+/// Kinds may be added in a minor release: `match` with a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {

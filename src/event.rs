@@ -51,7 +51,10 @@ impl Message {
 
 /// One event of a connection. `Open` comes at most once and first; exactly one
 /// of `Error` or `Close` comes last, and nothing follows it.
+///
+/// New kinds of event may be added in a minor release: `match` with a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The handshake completed.
     Open,

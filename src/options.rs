@@ -60,7 +60,8 @@ impl Options {
         Self::default()
     }
 
-    /// Adds a header to the HTTP upgrade request.
+    /// Adds a header to the HTTP upgrade request. Unless one named
+    /// `User-Agent` is added, the request carries `User-Agent: wsc/<version>`.
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<&mut Self, Error> {
         tungstenite::http::HeaderName::try_from(name)
             .map_err(|_| Error::InvalidArgument(format!("'{name}' is not a valid header name")))?;

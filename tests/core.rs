@@ -682,6 +682,46 @@ fn headers_and_subprotocols_reach_the_server_and_the_choice_is_readable() {
     expect_close(&rx, 1000);
 }
 
+/// The raw request heads a server receives, one per connection; each is
+/// then upgraded and the socket drained.
+fn request_recording_server() -> (TcpServer, crossbeam_channel::Receiver<String>) {
+    let (tx, heads) = unbounded();
+    let server = TcpServer::local(move |mut stream| {
+        let Ok(head) = read_request(&mut stream) else { return };
+        let _ = tx.send(head.clone());
+        if std::io::Write::write_all(&mut stream, upgrade_response(&head).as_bytes()).is_ok() {
+            drain(stream);
+        }
+    });
+    (server, heads)
+}
+
+/// The values of header `name` in a raw request head.
+fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_upgrade_request_says_user_agent_wsc_unless_the_application_sets_one() {
+    let (server, heads) = request_recording_server();
+    let (conn, rx) = open_channel(&server.url(), Options::new());
+    let head = heads.recv_timeout(DEADLINE).unwrap();
+    expect_open(&rx);
+    assert_eq!(header_values(&head, "user-agent"), [format!("wsc/{}", env!("CARGO_PKG_VERSION"))], "{head}");
+    conn.close().unwrap();
+
+    // The application's own User-Agent (in any case) replaces it: one header, theirs.
+    let (conn, rx) = open_channel(&server.url(), opts(|o| drop(o.add_header("user-agent", "pbx/7.1").unwrap())));
+    let head = heads.recv_timeout(DEADLINE).unwrap();
+    expect_open(&rx);
+    assert_eq!(header_values(&head, "user-agent"), ["pbx/7.1"], "{head}");
+    conn.close().unwrap();
+}
+
 #[test]
 fn ipv6_loopback_literal() {
     let server = TcpServer::start("[::1]:0", |stream| {

@@ -48,6 +48,7 @@ pub unsafe extern "C" fn wsc_options_free(options: *mut wsc_options) {
 
 /// Adds a header to the HTTP upgrade request. Both strings are copied.
 /// WSC_ERR_INVALID_ARGUMENT for NULL, invalid UTF-8 or an invalid header.
+/// Without a `User-Agent` header the request sends `User-Agent: wsc/<version>`.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_options_add_header(
     o: *mut wsc_options,

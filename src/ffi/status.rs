@@ -96,26 +96,49 @@ pub(crate) fn set_last_error(message: &str) {
     });
 }
 
+/// Declares the text of every status in one exhaustive `match` (a variant
+/// left out does not compile) and derives the list of all statuses from the
+/// same lines, so `wsc_status_str` and the conversion from a C integer cannot
+/// drift from the enum.
+macro_rules! status_texts {
+    ($($variant:ident => $text:literal,)*) => {
+        impl wsc_status {
+            /// Every status, in declaration order.
+            pub(crate) const ALL: &'static [wsc_status] = &[$(wsc_status::$variant),*];
+
+            /// The static text `wsc_status_str` returns.
+            pub(crate) fn text(self) -> &'static CStr {
+                match self {
+                    $(wsc_status::$variant => $text,)*
+                }
+            }
+
+            /// The status with this numeric value, if there is one.
+            pub(crate) fn from_raw(value: u32) -> Option<wsc_status> {
+                Self::ALL.iter().copied().find(|s| *s as u32 == value)
+            }
+        }
+    };
+}
+
+status_texts! {
+    WSC_OK => c"WSC_OK",
+    WSC_ERR_INVALID_ARGUMENT => c"WSC_ERR_INVALID_ARGUMENT: invalid argument",
+    WSC_ERR_INVALID_URI => c"WSC_ERR_INVALID_URI: invalid URI",
+    WSC_ERR_UNKNOWN_ID => c"WSC_ERR_UNKNOWN_ID: no such connection",
+    WSC_ERR_CLOSED => c"WSC_ERR_CLOSED: the connection is closing",
+    WSC_ERR_QUEUE_FULL => c"WSC_ERR_QUEUE_FULL: send queue full",
+    WSC_ERR_UNKNOWN_HANDLER => c"WSC_ERR_UNKNOWN_HANDLER: no such handler",
+    WSC_ERR_SHUTDOWN => c"WSC_ERR_SHUTDOWN: wsc has been shut down",
+    WSC_ERR_INTERNAL => c"WSC_ERR_INTERNAL: internal error",
+    WSC_ERR_TIMEOUT => c"WSC_ERR_TIMEOUT: timed out",
+}
+
 /// A static, NUL-terminated name for a status (e.g. "WSC_ERR_UNKNOWN_ID:
 /// no such connection"). Never NULL; unknown values give "unknown status".
 #[no_mangle]
 pub extern "C" fn wsc_status_str(status: StatusArg) -> *const c_char {
-    guard(c"unknown status".as_ptr(), || {
-        let s = match status.0 {
-            0 => c"WSC_OK",
-            1 => c"WSC_ERR_INVALID_ARGUMENT: invalid argument",
-            2 => c"WSC_ERR_INVALID_URI: invalid URI",
-            3 => c"WSC_ERR_UNKNOWN_ID: no such connection",
-            4 => c"WSC_ERR_CLOSED: the connection is closing",
-            5 => c"WSC_ERR_QUEUE_FULL: send queue full",
-            6 => c"WSC_ERR_UNKNOWN_HANDLER: no such handler",
-            7 => c"WSC_ERR_SHUTDOWN: wsc has been shut down",
-            8 => c"WSC_ERR_INTERNAL: internal error",
-            9 => c"WSC_ERR_TIMEOUT: timed out",
-            _ => c"unknown status",
-        };
-        s.as_ptr()
-    })
+    guard(c"unknown status".as_ptr(), || wsc_status::from_raw(status.0).map_or(c"unknown status", wsc_status::text).as_ptr())
 }
 
 /// The detail of this thread's last failed wsc call, NUL-terminated ("" if
@@ -131,8 +154,62 @@ pub extern "C" fn wsc_last_error() -> *const c_char {
     })
 }
 
-/// The library version, e.g. "0.1.0". Static; never NULL.
+/// The library version, e.g. "0.1.0". Static; never NULL. Compare with
+/// `WSC_VERSION`, the version of the header compiled against.
 #[no_mangle]
 pub extern "C" fn wsc_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The library version as `(major << 16) | (minor << 8) | patch`, e.g.
+/// 0x000100 for 0.1.0: compare with `WSC_VERSION_NUM` from the header a
+/// program was compiled against (a `dlopen` host checks both).
+#[no_mangle]
+pub extern "C" fn wsc_version_num() -> u32 {
+    VERSION_NUM
+}
+
+/// `(major << 16) | (minor << 8) | patch` of this crate, computed from
+/// Cargo.toml at compile time; each part must fit in 8 bits.
+pub(crate) const VERSION_NUM: u32 = {
+    let (major, minor, patch) = (
+        decimal(env!("CARGO_PKG_VERSION_MAJOR")),
+        decimal(env!("CARGO_PKG_VERSION_MINOR")),
+        decimal(env!("CARGO_PKG_VERSION_PATCH")),
+    );
+    assert!(major < 256 && minor < 256 && patch < 256, "each version part must fit in 8 bits");
+    (major << 16) | (minor << 8) | patch
+};
+
+const fn decimal(s: &str) -> u32 {
+    let bytes = s.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "version parts are decimal");
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_its_own_value_and_text() {
+        for (i, s) in wsc_status::ALL.iter().enumerate() {
+            assert_eq!(*s as u32, i as u32, "statuses are numbered 0, 1, 2, ...");
+            assert_eq!(wsc_status::from_raw(i as u32), Some(*s));
+            assert!(s.text().to_str().unwrap().starts_with(&format!("{s:?}")));
+        }
+        assert_eq!(wsc_status::from_raw(wsc_status::ALL.len() as u32), None);
+    }
+
+    #[test]
+    fn version_num_is_the_cargo_version() {
+        let parts: Vec<u32> = env!("CARGO_PKG_VERSION").split(['.', '-']).take(3).map(|p| p.parse().unwrap()).collect();
+        assert_eq!(wsc_version_num(), (parts[0] << 16) | (parts[1] << 8) | parts[2]);
+    }
 }
