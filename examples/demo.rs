@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Event::Message(Message::Binary(b)) => println!("[channel] binary: {:?}", &b[..]),
             Event::Error(e) => println!("[channel] error: {e}"),
             Event::Close { code, reason } => println!("[channel] closed {code} {reason:?}"),
+            other => println!("[channel] {other:?}"), // Event is #[non_exhaustive]
         }
         if matches!(ev, Event::Message(_)) {
             echoes += 1;

@@ -17,7 +17,7 @@ step() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
 
 step "prerequisites"
 need_apt=()
-for pkg in gcc g++ make pkg-config libssl-dev valgrind openssl tinyproxy microsocks; do
+for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -25,7 +25,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
-for tool in cc c++ make pkg-config valgrind openssl tinyproxy microsocks python3 node npm cargo; do
+for tool in cc c++ clang++ make cmake pkg-config valgrind openssl tinyproxy microsocks python3 node npm cargo; do
   command -v "$tool" >/dev/null || { echo "FATAL: '$tool' is not installed"; exit 1; }
 done
 

@@ -2,11 +2,13 @@
 //! build `c-examples/` with the system C compiler against `include/wsc.h`
 //! and the shared or static library, run each program against loopback
 //! servers, check what it prints; install into a prefix and build an app
-//! with `pkg-config`.
+//! with `pkg-config` and with CMake's `find_package(wsc)`; compile the C++
+//! header with g++ and clang++; check what libwsc.so exports.
 //!
 //! The library comes from `cargo build --release` (run here first, so it is
 //! never stale); `WSC_C_PROFILE=debug` uses the debug build instead.
 
+mod common;
 #[path = "../c-examples/servers.rs"]
 mod servers;
 
@@ -150,6 +152,117 @@ fn cpp_client_uses_the_header_from_cpp17() {
     let servers = Servers::start().unwrap();
     let out = run_example("cpp_client", &[&servers.echo_url()], "");
     assert_lines(&out, &["text echo, 25 bytes, NUL kept", "binary echo, 4 bytes", "closed: 1000", "shutdown: WSC_OK"]);
+    assert_lines(&out, &["state after wait: finished", "send after close: WSC_ERR_UNKNOWN_ID: no such connection"]);
+}
+
+#[test]
+fn cpp_wrapper_contract_tests_pass() {
+    let servers = Servers::start().unwrap();
+    let out = run_example("cpp_api_test", &[&servers.echo_url(), &servers.extra_base()], "");
+    let summary = out.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("# ") && summary.contains(" tests, 0 failed"), "{out}");
+    assert!(!out.contains("not ok"), "{out}");
+}
+
+/// wsc.hpp (and the programs on it) compile without a warning under
+/// `-std=c++17 -Wall -Wextra -pedantic -Werror` with g++ and clang++, and the
+/// clang++ builds pass the same runs as the g++ ones from the Makefile.
+#[test]
+fn cpp_header_is_warning_free_with_gcc_and_clang() {
+    built();
+    let servers = Servers::start().unwrap();
+    let out_dir = build_dir().join("clang");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for compiler in ["g++", "clang++"] {
+        let have = Command::new(compiler).arg("--version").output().is_ok_and(|o| o.status.success());
+        assert!(have, "{compiler} is not installed (scripts/test.sh installs it)");
+        let strict = ["-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror"];
+        let include = format!("-I{}", root().join("include").display());
+        // The header alone, as the first include of a translation unit.
+        let mut alone = Command::new(compiler);
+        alone.args(strict).arg(&include).args(["-fsyntax-only", "-x", "c++"]).arg(root().join("include/wsc.hpp"));
+        run_checked(&mut alone, &format!("{compiler} -fsyntax-only wsc.hpp"));
+        for program in ["cpp_client", "cpp_api_test"] {
+            let exe = out_dir.join(format!("{program}-{compiler}"));
+            let mut compile = Command::new(compiler);
+            compile
+                .args(strict)
+                .args(["-O1", "-g"])
+                .arg(&include)
+                .arg(root().join(format!("c-examples/{program}.cpp")))
+                .arg("-o")
+                .arg(&exe)
+                .arg(format!("-L{}", built().join("lib").display()))
+                .arg("-lwsc")
+                .arg(format!("-Wl,-rpath,{}", built().join("lib").display()))
+                .arg("-lpthread");
+            run_checked(&mut compile, &format!("{compiler} {program}.cpp"));
+        }
+        let out = run_program(&out_dir.join(format!("cpp_client-{compiler}")), &[&servers.echo_url()], "");
+        assert_lines(&String::from_utf8_lossy(&out.stdout), &["text echo, 25 bytes, NUL kept", "shutdown: WSC_OK"]);
+        let out = run_program(
+            &out_dir.join(format!("cpp_api_test-{compiler}")),
+            &[&servers.echo_url(), &servers.extra_base()],
+            "",
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.lines().last().unwrap_or_default().contains(" tests, 0 failed"), "{stdout}");
+    }
+}
+
+/// libwsc.so exports the C API and nothing else: no Rust, std or OpenSSL
+/// symbol an application could bind to by accident.
+#[test]
+fn the_shared_library_exports_only_wsc_symbols() {
+    built();
+    let lib = lib_dir().join("libwsc.so");
+    let out = run_checked(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib), "nm -D");
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .collect();
+    let foreign: Vec<&String> = names.iter().filter(|n| !n.starts_with("wsc_")).collect();
+    assert!(foreign.is_empty(), "libwsc.so exports more than wsc_*: {foreign:?}");
+    // Every function declared in wsc.h is there, and nothing undeclared.
+    let header = std::fs::read_to_string(root().join("include/wsc.h")).unwrap();
+    let declared: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with([' ', '#']) && !l.starts_with("typedef") && l.ends_with(");"))
+        .filter_map(|l| l.split('(').next()?.rsplit([' ', '*']).next())
+        .collect();
+    assert!(declared.len() > 40, "parsed too few declarations: {declared:?}");
+    let mut exported: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut declared_sorted = declared.clone();
+    exported.sort_unstable();
+    declared_sorted.sort_unstable();
+    assert_eq!(exported, declared_sorted, "exports and wsc.h declarations differ");
+}
+
+/// wscat trusts a CA file with `--ca` and skips verification with `-k`;
+/// without either, an untrusted certificate is refused.
+#[test]
+fn wscat_connects_over_tls_with_ca_or_insecure() {
+    let cert = std::fs::read(common::test_cert("good.pem")).unwrap();
+    let key = std::fs::read(common::test_cert("good.key")).unwrap();
+    let acceptor = native_tls::TlsAcceptor::new(native_tls::Identity::from_pkcs8(&cert, &key).unwrap()).unwrap();
+    let server = common::TcpServer::local(move |tcp| {
+        let Ok(tls) = acceptor.accept(tcp) else { return };
+        if let Ok(ws) = tungstenite::accept(tls) {
+            common::echo(ws)
+        }
+    });
+    let url = server.wss_url();
+    let wscat = built().join("wscat");
+    let ca = common::test_cert("ca.pem");
+    for args in [vec!["--ca", ca.as_str()], vec!["-k"]] {
+        let mut all = args.clone();
+        all.extend(["-n", "1", url.as_str()]);
+        let out = run_program(&wscat, &all, "secure\n");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "< secure\n", "wscat {args:?}");
+    }
+    let refused = Command::new("timeout").arg(TIMEOUT).arg(&wscat).args(["-n", "1", &url]).output().unwrap();
+    assert!(!refused.status.success(), "an untrusted certificate must be refused");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not trusted"), "{refused:?}");
 }
 
 #[test]
@@ -248,51 +361,157 @@ fn temp_prefix(name: &str) -> PathBuf {
 }
 
 /// `sh -c script` with the prefix's pkg-config directory on PKG_CONFIG_PATH.
-fn shell(script: &str, prefix: &Path) -> Output {
+fn shell(script: &str, pkgconfig: &Path) -> Output {
     run_checked(
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
-            .env_remove("LD_LIBRARY_PATH"),
+        Command::new("sh").arg("-c").arg(script).env("PKG_CONFIG_PATH", pkgconfig).env_remove("LD_LIBRARY_PATH"),
         script,
     )
 }
 
+/// `make install` into a fresh prefix with `INSTALL_LIBDIR=libdir` (None: the
+/// default, `lib`); checks the files and links; returns the prefix.
+fn install(name: &str, libdir: Option<&str>) -> PathBuf {
+    built();
+    let prefix = temp_prefix(name);
+    let mut make = make();
+    make.arg("install").arg(format!("PREFIX={}", prefix.display()));
+    if let Some(dir) = libdir {
+        make.arg(format!("INSTALL_LIBDIR={dir}"));
+    }
+    run_checked(&mut make, "make install");
+    let lib = prefix.join(libdir.unwrap_or("lib"));
+    let version = env!("CARGO_PKG_VERSION");
+    let real = format!("libwsc.so.{version}");
+    for file in ["include/wsc.h", "include/wsc.hpp"] {
+        assert!(prefix.join(file).is_file(), "{file} not installed");
+    }
+    for file in
+        [real.as_str(), "libwsc.a", "pkgconfig/wsc.pc", "cmake/wsc/wscConfig.cmake", "cmake/wsc/wscConfigVersion.cmake"]
+    {
+        assert!(lib.join(file).is_file(), "{file} not installed in {}", lib.display());
+    }
+    assert!(!lib.join(&real).is_symlink(), "{real} must be the real file");
+    assert_eq!(std::fs::read_link(lib.join("libwsc.so.0")).unwrap(), Path::new(&real));
+    assert_eq!(std::fs::read_link(lib.join("libwsc.so")).unwrap(), Path::new("libwsc.so.0"));
+    let dynamic = run_checked(Command::new("readelf").arg("-d").arg(lib.join(&real)), "readelf -d");
+    assert!(String::from_utf8_lossy(&dynamic.stdout).contains("Library soname: [libwsc.so.0]"));
+    let pc = std::fs::read_to_string(lib.join("pkgconfig/wsc.pc")).unwrap();
+    assert!(pc.lines().any(|l| l == "Requires.private: openssl"), "{pc}");
+    assert!(pc.lines().any(|l| l == format!("Version: {version}")), "{pc}");
+    prefix
+}
+
+/// Runs `program` (in `dir`) against the echo server; checks it closed cleanly.
+fn run_installed(dir: &Path, program: &str, url: &str, lib: Option<&Path>, expect: &str) {
+    let mut cmd = Command::new("timeout");
+    cmd.args([TIMEOUT, program, url]).current_dir(dir).env_remove("LD_LIBRARY_PATH");
+    if let Some(lib) = lib {
+        cmd.env("LD_LIBRARY_PATH", lib);
+    }
+    let out = run_checked(&mut cmd, &format!("installed {program}"));
+    assert_lines(&String::from_utf8_lossy(&out.stdout), &[expect]);
+}
+
 #[test]
 fn install_then_build_an_app_with_pkg_config() {
-    built();
-    let prefix = temp_prefix("install");
-    run_checked(make().arg("install").arg(format!("PREFIX={}", prefix.display())), "make install");
-    for file in ["include/wsc.h", "lib/libwsc.so.0", "lib/libwsc.so", "lib/libwsc.a", "lib/pkgconfig/wsc.pc"] {
-        assert!(prefix.join(file).exists(), "{file} not installed");
+    for libdir in [None, Some("lib/x86_64-linux-gnu")] {
+        let prefix = install(if libdir.is_some() { "install-multiarch" } else { "install" }, libdir);
+        let lib = prefix.join(libdir.unwrap_or("lib"));
+        let pkgconfig = lib.join("pkgconfig");
+        std::fs::copy(root().join("c-examples/echo_client.c"), prefix.join("app.c")).unwrap();
+        let cd = format!("cd {} && ", prefix.display());
+        shell(&format!("{cd}cc app.c $(pkg-config --cflags --libs wsc) -o app"), &pkgconfig);
+        // static: libwsc.a plus Libs.private and what Requires.private (openssl) adds
+        let libs = shell("pkg-config --static --libs wsc", &pkgconfig);
+        let libs = String::from_utf8_lossy(&libs.stdout);
+        assert!(libs.contains("-lssl") && libs.contains("-lcrypto"), "{libs}");
+        shell(
+            &format!(
+                "{cd}cc app.c $(pkg-config --cflags wsc) \
+                 $(pkg-config --static --libs wsc | sed 's/-lwsc/-l:libwsc.a/') -o app-static"
+            ),
+            &pkgconfig,
+        );
+        let needed = run_checked(Command::new("readelf").arg("-d").arg(prefix.join("app")), "readelf -d app");
+        assert!(String::from_utf8_lossy(&needed.stdout).contains("Shared library: [libwsc.so.0]"));
+
+        let servers = Servers::start().unwrap();
+        let url = servers.echo_url();
+        run_installed(&prefix, "./app", &url, Some(&lib), "closed: 1000 \"\"");
+        run_installed(&prefix, "./app-static", &url, None, "closed: 1000 \"\"");
+        let _ = std::fs::remove_dir_all(&prefix);
     }
-    let link = std::fs::read_link(prefix.join("lib/libwsc.so")).unwrap();
-    assert_eq!(link, Path::new("libwsc.so.0"));
-    let dynamic = shell(&format!("readelf -d {}/lib/libwsc.so.0", prefix.display()), &prefix);
-    assert!(String::from_utf8_lossy(&dynamic.stdout).contains("Library soname: [libwsc.so.0]"));
+}
 
-    std::fs::copy(root().join("c-examples/echo_client.c"), prefix.join("app.c")).unwrap();
-    let cd = format!("cd {} && ", prefix.display());
-    shell(&format!("{cd}cc app.c $(pkg-config --cflags --libs wsc) -o app"), &prefix);
-    // static: libwsc.a plus what Libs.private lists
-    shell(
-        &format!(
-            "{cd}cc app.c $(pkg-config --cflags wsc) \
-             $(pkg-config --static --libs wsc | sed 's/-lwsc/-l:libwsc.a/') -o app-static"
-        ),
-        &prefix,
-    );
+/// A user's CMake project: `find_package(wsc 0.1 REQUIRED)`, a C program on
+/// `wsc::wsc`, the same on `wsc::wsc_static`, and a C++ program on wsc.hpp;
+/// built against both install layouts and run against the echo server.
+#[test]
+fn install_then_build_an_app_with_cmake_find_package() {
+    let have = Command::new("cmake").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(have, "cmake is not installed (scripts/test.sh installs it)");
+    for libdir in [None, Some("lib/x86_64-linux-gnu")] {
+        let prefix = install(if libdir.is_some() { "cmake-multiarch" } else { "cmake" }, libdir);
+        let project = prefix.join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::copy(root().join("c-examples/echo_client.c"), project.join("app.c")).unwrap();
+        std::fs::copy(root().join("c-examples/cpp_client.cpp"), project.join("app.cpp")).unwrap();
+        std::fs::write(
+            project.join("CMakeLists.txt"),
+            "cmake_minimum_required(VERSION 3.16)\n\
+             project(wsc_user C CXX)\n\
+             find_package(wsc 0.1 REQUIRED)\n\
+             message(STATUS \"found wsc ${wsc_VERSION}\")\n\
+             add_executable(app app.c)\n\
+             target_link_libraries(app PRIVATE wsc::wsc)\n\
+             add_executable(app_static app.c)\n\
+             target_link_libraries(app_static PRIVATE wsc::wsc_static)\n\
+             add_executable(app_cpp app.cpp)\n\
+             set_target_properties(app_cpp PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)\n\
+             target_link_libraries(app_cpp PRIVATE wsc::wsc)\n",
+        )
+        .unwrap();
+        let build = project.join("build");
+        let mut configure = Command::new("cmake");
+        configure
+            .arg("-S")
+            .arg(&project)
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+            .env_remove("LD_LIBRARY_PATH");
+        let out = run_checked(&mut configure, "cmake configure");
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(log.contains(&format!("found wsc {}", env!("CARGO_PKG_VERSION"))), "{log}");
+        run_checked(Command::new("cmake").arg("--build").arg(&build), "cmake --build");
 
-    let servers = Servers::start().unwrap();
-    let url = servers.echo_url();
-    let mut shared_app = Command::new("timeout");
-    shared_app.args([TIMEOUT, "./app", &url]).current_dir(&prefix).env("LD_LIBRARY_PATH", prefix.join("lib"));
-    let out = run_checked(&mut shared_app, "installed app (shared)");
-    assert_lines(&String::from_utf8_lossy(&out.stdout), &["closed: 1000 \"\""]);
-    let mut static_app = Command::new("timeout");
-    static_app.args([TIMEOUT, "./app-static", &url]).current_dir(&prefix);
-    let out = run_checked(&mut static_app, "installed app (static)");
-    assert_lines(&String::from_utf8_lossy(&out.stdout), &["closed: 1000 \"\""]);
-    let _ = std::fs::remove_dir_all(&prefix);
+        // wscConfigVersion.cmake: a newer minor or another major is not this wsc.
+        for (wanted, found) in [("0.1", "1"), (env!("CARGO_PKG_VERSION"), "1"), ("0.99", "0"), ("1.0", "0")] {
+            let probe = prefix.join(format!("probe-{wanted}"));
+            std::fs::create_dir_all(&probe).unwrap();
+            std::fs::write(
+                probe.join("CMakeLists.txt"),
+                format!(
+                    "cmake_minimum_required(VERSION 3.16)\nproject(probe C)\nfind_package(wsc {wanted} QUIET)\n\
+                     message(STATUS \"wsc_FOUND=${{wsc_FOUND}}\")\n"
+                ),
+            )
+            .unwrap();
+            let mut configure = Command::new("cmake");
+            configure.arg("-S").arg(&probe).arg("-B").arg(probe.join("build"));
+            let out = run_checked(configure.arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())), "cmake probe");
+            let log = String::from_utf8_lossy(&out.stdout);
+            assert!(log.contains(&format!("wsc_FOUND={found}")), "find_package(wsc {wanted}):\n{log}");
+        }
+
+        let statics = run_checked(Command::new("readelf").arg("-d").arg(build.join("app_static")), "readelf");
+        assert!(!String::from_utf8_lossy(&statics.stdout).contains("libwsc"), "app_static must not need libwsc.so");
+        let servers = Servers::start().unwrap();
+        let url = servers.echo_url();
+        // CMake's build-tree rpath finds the installed library: no LD_LIBRARY_PATH.
+        run_installed(&build, "./app", &url, None, "closed: 1000 \"\"");
+        run_installed(&build, "./app_static", &url, None, "closed: 1000 \"\"");
+        run_installed(&build, "./app_cpp", &url, None, "text echo, 25 bytes, NUL kept");
+        let _ = std::fs::remove_dir_all(&prefix);
+    }
 }

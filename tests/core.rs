@@ -715,7 +715,12 @@ fn the_upgrade_request_says_user_agent_wsc_unless_the_application_sets_one() {
     conn.close().unwrap();
 
     // The application's own User-Agent (in any case) replaces it: one header, theirs.
-    let (conn, rx) = open_channel(&server.url(), opts(|o| drop(o.add_header("user-agent", "pbx/7.1").unwrap())));
+    let (conn, rx) = open_channel(
+        &server.url(),
+        opts(|o| {
+            o.add_header("user-agent", "pbx/7.1").unwrap();
+        }),
+    );
     let head = heads.recv_timeout(DEADLINE).unwrap();
     expect_open(&rx);
     assert_eq!(header_values(&head, "user-agent"), ["pbx/7.1"], "{head}");

@@ -33,8 +33,7 @@ fn version_macros() -> String {
 #[test]
 fn header_is_up_to_date() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut config =
-        cbindgen::Config::from_file(Path::new(root).join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config = cbindgen::Config::from_file(Path::new(root).join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(version_macros());
     let mut generated = Vec::new();
     cbindgen::Builder::new()

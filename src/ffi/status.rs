@@ -138,7 +138,9 @@ status_texts! {
 /// no such connection"). Never NULL; unknown values give "unknown status".
 #[no_mangle]
 pub extern "C" fn wsc_status_str(status: StatusArg) -> *const c_char {
-    guard(c"unknown status".as_ptr(), || wsc_status::from_raw(status.0).map_or(c"unknown status", wsc_status::text).as_ptr())
+    guard(c"unknown status".as_ptr(), || {
+        wsc_status::from_raw(status.0).map_or(c"unknown status", wsc_status::text).as_ptr()
+    })
 }
 
 /// The detail of this thread's last failed wsc call, NUL-terminated ("" if
