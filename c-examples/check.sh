@@ -59,6 +59,7 @@ run_all() {
     run "$mode-echo_client_static" "" "$@" "$build/echo_client_static" "$ECHO"
     run "$mode-flow_control" "" "$@" "$build/flow_control" "$ECHO"
     run "$mode-cpp_client" "" "$@" "$build/cpp_client" "$ECHO"
+    run "$mode-cpp_api_test" "" "$@" "$build/cpp_api_test" "$ECHO" "$EXTRA"
     run "$mode-handler" "" "$@" "$build/handler" "$ECHO"
     run "$mode-wscat" 'one\ntwo\n' "$@" "$build/wscat" -n 2 "$ECHO"
     run "$mode-dlopen_client" "" "$@" "$build/dlopen_client" "$ECHO" "$build/lib/libwsc.so" 3
