@@ -91,8 +91,6 @@ bool throws_status(F f, wsc_status want)
     try {
         f();
     } catch (const wsc::Error &e) {
-        if (e.status() != want)
-            std::fprintf(stderr, "  threw %s: %s\n", wsc_status_str(e.status()), e.what());
         return e.status() == want && std::strlen(e.what()) > 0;
     }
     return false;
@@ -147,8 +145,10 @@ void test_refusals_are_exceptions_with_the_status()
     wsc::Connection c(ECHO, r.callbacks());
     CHECK(throws_status([&] { c.close(999, "bad code"); }, WSC_ERR_INVALID_ARGUMENT));
     CHECK(c.close(4000, "bye"));
-    CHECK(!c.close()); // already closing: false, not an exception
-    CHECK(throws_status([&] { c.send("late"); }, WSC_ERR_CLOSED));
+    CHECK(!c.close()); // already closing (or, on a slow machine, finished): false, not an exception
+    // WSC_ERR_CLOSED while closing; WSC_ERR_UNKNOWN_ID if it has finished meanwhile
+    CHECK(throws_status([&] { c.send("late"); }, WSC_ERR_CLOSED) ||
+          throws_status([&] { c.send("late"); }, WSC_ERR_UNKNOWN_ID));
     CHECK(c.wait(10s));
     CHECK(c.state() == wsc::State::finished);
     CHECK(!c.close()); // finished: false
