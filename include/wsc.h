@@ -79,8 +79,17 @@ typedef enum wsc_status {
  * A connection's state, as reported by `wsc_get_state`.
  */
 typedef enum wsc_state {
+  /**
+   * DNS, TCP, TLS or the HTTP upgrade in progress; sends are queued.
+   */
   WSC_STATE_CONNECTING = 0,
+  /**
+   * The handshake has completed.
+   */
   WSC_STATE_OPEN = 1,
+  /**
+   * Closing, or inside the terminal callback: nothing more can be sent.
+   */
   WSC_STATE_CLOSING = 2,
 } wsc_state;
 
@@ -102,12 +111,21 @@ typedef uint64_t wsc_id;
  * with `wsc_free_clients`).
  */
 typedef struct wsc_client_info {
+  /**
+   * The connection's id.
+   */
   wsc_id id;
+  /**
+   * The URI it was created with (NUL-terminated, owned by the struct).
+   */
   char *uri;
   /**
    * The handler name; NULL for connections made with `wsc_connect`.
    */
   char *handler;
+  /**
+   * Its state when the snapshot was taken.
+   */
   enum wsc_state state;
 } wsc_client_info;
 

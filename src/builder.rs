@@ -50,26 +50,34 @@ impl Builder {
         }
     }
 
+    /// Uses these options instead of the defaults ([`Options::new`]).
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
         self
     }
 
+    /// Called once, first, when the handshake has completed.
     pub fn on_open(mut self, f: impl FnMut(&Connection) + Send + 'static) -> Self {
         self.on_open = Some(Box::new(f));
         self
     }
 
+    /// Called for every complete message, in order. With flow control on,
+    /// the next one waits for [`Connection::message_complete`].
     pub fn on_message(mut self, f: impl FnMut(&Connection, Message) + Send + 'static) -> Self {
         self.on_message = Some(Box::new(f));
         self
     }
 
+    /// Terminal: the connection failed (refused, DNS, TLS, HTTP status,
+    /// protocol violation, timeout, peer vanished). Nothing follows it.
     pub fn on_error(mut self, f: impl FnMut(&Connection, &ConnectionError) + Send + 'static) -> Self {
         self.on_error = Some(Box::new(f));
         self
     }
 
+    /// Terminal: the connection closed, with the peer's code and reason (or
+    /// 1006 when the closing handshake could not complete). Nothing follows it.
     pub fn on_close(mut self, f: impl FnMut(&Connection, u16, &str) + Send + 'static) -> Self {
         self.on_close = Some(Box::new(f));
         self

@@ -31,8 +31,12 @@ use tungstenite::{Bytes, Utf8Bytes};
 #[repr(u8)]
 #[non_exhaustive]
 pub enum State {
+    /// DNS, TCP, TLS or the HTTP upgrade is in progress; sends are queued.
     Connecting = 0,
+    /// The handshake has completed: messages flow both ways.
     Open = 1,
+    /// `close` was called, the peer closed, or the terminal event is being
+    /// delivered: nothing more can be sent.
     Closing = 2,
 }
 
@@ -239,6 +243,10 @@ impl Connection {
 
     /// Connecting, open or closing; [`Error::UnknownId`] once finished.
     /// Closing as soon as `close()` has returned, as a browser's `readyState`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownId`] once the connection has finished (its terminal
+    /// event has been delivered).
     pub fn state(&self) -> Result<State, Error> {
         match self.shared.state() {
             Some(State::Open) if self.shared.close_requested() => Ok(State::Closing),
@@ -252,6 +260,9 @@ impl Connection {
     }
 
     /// Bytes accepted by `send` and not yet written to the socket.
+    ///
+    /// # Errors
+    /// [`Error::UnknownId`] once the connection has finished.
     pub fn buffered_amount(&self) -> Result<usize, Error> {
         self.state()?;
         Ok(self.shared.buffered.load(Ordering::SeqCst))
@@ -259,17 +270,37 @@ impl Connection {
 
     /// Queues a text message. Before the connection is open it is sent right
     /// after the handshake, in order with every other send.
+    ///
+    /// ```
+    /// # let server = wsc::server::EchoServer::start("127.0.0.1:0")?;
+    /// let (conn, events) = wsc::connect(&server.url("echo"))?;
+    /// conn.send("queued until the handshake is done")?;
+    /// # conn.close()?;
+    /// # for _ in events {}
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::send_message`].
     pub fn send(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
         self.send_message(Message::Text(text.into()))
     }
 
     /// Queues a binary message.
+    ///
+    /// # Errors
+    /// As [`Connection::send_message`].
     pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
         self.send_message(Message::Binary(data.into()))
     }
 
-    /// Queues a message. Fails with [`Error::Closed`] once closing,
-    /// [`Error::QueueFull`] past `max_buffered_bytes`.
+    /// Queues a message.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once closing (after `close`, or when the peer has
+    /// closed); [`Error::QueueFull`] when the message would take the bytes
+    /// waiting to be written past `max_buffered_bytes` (nothing is queued);
+    /// [`Error::UnknownId`] once the connection has finished.
     pub fn send_message(&self, message: Message) -> Result<(), Error> {
         let s = &*self.shared;
         match s.state() {
@@ -306,7 +337,12 @@ impl Connection {
         self.close_with(1000, "")
     }
 
-    /// Closes with `code` (1000 or 3000–4999) and a reason of at most 123 bytes.
+    /// Closes with `code` (1000 or 3000–4999) and a reason of at most 123
+    /// bytes; otherwise as [`Connection::close`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for another code or a longer reason
+    /// (nothing happens); otherwise as [`Connection::close`].
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
         if code != 1000 && !(3000..=4999).contains(&code) {
             return Err(Error::InvalidArgument(format!("close code {code} is not allowed: use 1000 or 3000-4999")));
@@ -346,12 +382,18 @@ impl Connection {
     /// Turns flow control on or off. While on, after each delivered message
     /// nothing more is read or delivered until [`Connection::message_complete`].
     /// Turning it off releases the gate.
+    ///
+    /// # Errors
+    /// [`Error::UnknownId`] once the connection has finished.
     pub fn set_flow_control(&self, enabled: bool) -> Result<(), Error> {
         self.control(Control::SetFlow(enabled))
     }
 
     /// Says the last delivered message is done; with flow control on the next
     /// one may be delivered. With no message outstanding it does nothing.
+    ///
+    /// # Errors
+    /// [`Error::UnknownId`] once the connection has finished.
     pub fn message_complete(&self) -> Result<(), Error> {
         let s = &*self.shared;
         s.state().ok_or(Error::UnknownId)?;

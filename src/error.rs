@@ -22,7 +22,12 @@ pub enum Error {
     Closed,
     /// Sending this would take the outgoing queue past its limit. Wait for
     /// [`crate::Connection::buffered_amount`] to fall, or raise the limit.
-    QueueFull { buffered: usize, limit: usize },
+    QueueFull {
+        /// Bytes accepted and not yet written when the send was refused.
+        buffered: usize,
+        /// The connection's `max_buffered_bytes`.
+        limit: usize,
+    },
     /// No handler is registered under this name. Register it first.
     UnknownHandler(String),
     /// [`crate::shutdown`] has run; call [`crate::init`] to use the library again.
@@ -68,12 +73,18 @@ pub enum ErrorKind {
     /// TLS failed: certificate not trusted, wrong host name, expired, bad handshake.
     Tls,
     /// The HTTP upgrade was refused or malformed; `status` is the HTTP status if any.
-    Handshake { status: Option<u16> },
+    Handshake {
+        /// The HTTP status of a refused upgrade (e.g. 403); `None` when the
+        /// response was not a status at all (malformed, too slow, bad accept key).
+        status: Option<u16>,
+    },
     /// The proxy could not be reached or would not open the tunnel: refused,
     /// unresolvable, silent until the connect timeout, closed mid-reply,
-    /// refused the credentials, or a SOCKS error. `status` is the HTTP status
-    /// of a refused `CONNECT` (401, 403, 407, 502, ...), if any.
-    Proxy { status: Option<u16> },
+    /// refused the credentials, or a SOCKS error.
+    Proxy {
+        /// The HTTP status of a refused `CONNECT` (401, 403, 407, 502, ...), if any.
+        status: Option<u16>,
+    },
     /// The peer broke RFC 6455 (bad frame, invalid UTF-8, ...).
     Protocol,
     /// An incoming message or frame exceeded the configured maximum (closed with 1009).

@@ -10,7 +10,9 @@ use tungstenite::{Bytes, Utf8Bytes};
 /// message copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A text message: valid UTF-8, checked on arrival.
     Text(Utf8Bytes),
+    /// A binary message.
     Binary(Bytes),
 }
 
@@ -65,7 +67,12 @@ pub enum Event {
     /// The connection closed (terminal): the peer's close code and reason after
     /// a closing handshake, or 1006 when the application closed it and the
     /// handshake could not complete (closed while connecting, close timeout).
-    Close { code: u16, reason: String },
+    Close {
+        /// The close code (1000 normal, 1001 going away, 1006 abnormal, ...).
+        code: u16,
+        /// The close reason, possibly empty.
+        reason: String,
+    },
 }
 
 impl Event {

@@ -124,6 +124,29 @@ pub fn unregister_handler(name: &str) -> Result<(), Error> {
 /// `createWebsocket(uri, handler, engine)`: connects, sending every event to
 /// the handler registered as `handler`. `engine` `None`, `""` or `"default"`
 /// is the one engine there is (worker threads over tungstenite).
+///
+/// ```
+/// # let server = wsc::server::EchoServer::start("127.0.0.1:0")?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let tx = std::sync::Mutex::new(tx);
+/// wsc::register_handler("doc/echo", move |conn, event| {
+///     if let wsc::Event::Message(m) = event {
+///         tx.lock().unwrap().send(m.as_text().map(str::to_owned)).unwrap();
+///         conn.close().unwrap();
+///     }
+/// })?;
+/// let ws = wsc::create_websocket(&server.url("echo"), "doc/echo", None, None)?;
+/// ws.send("hello")?;
+/// assert_eq!(rx.recv()?.as_deref(), Some("hello"));
+/// ws.wait(std::time::Duration::from_secs(10))?;
+/// wsc::unregister_handler("doc/echo")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for an unknown engine;
+/// [`Error::UnknownHandler`] if no handler is registered as `handler`;
+/// otherwise as [`crate::Builder::connect`].
 pub fn create_websocket(
     uri: &str,
     handler: &str,
@@ -155,10 +178,13 @@ pub fn create_websocket(
 /// Metadata of one unfinished connection (`getClients`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInfo {
+    /// The connection's id ([`Connection::id`]).
     pub id: u64,
+    /// The URI it was created with.
     pub uri: String,
     /// The handler name, `None` for connections made with callbacks.
     pub handler: Option<String>,
+    /// Its state when the snapshot was taken.
     pub state: State,
 }
 

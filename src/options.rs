@@ -62,6 +62,10 @@ impl Options {
 
     /// Adds a header to the HTTP upgrade request. Unless one named
     /// `User-Agent` is added, the request carries `User-Agent: wsc/<version>`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `name` is not a valid HTTP header name
+    /// or `value` not a valid header value (nothing is added).
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<&mut Self, Error> {
         tungstenite::http::HeaderName::try_from(name)
             .map_err(|_| Error::InvalidArgument(format!("'{name}' is not a valid header name")))?;
@@ -73,6 +77,9 @@ impl Options {
 
     /// Offers a subprotocol (`Sec-WebSocket-Protocol`); the server's choice is
     /// [`crate::Connection::protocol`] once open.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `protocol` is not an HTTP token.
     pub fn add_subprotocol(&mut self, protocol: &str) -> Result<&mut Self, Error> {
         let token = !protocol.is_empty()
             && protocol.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
@@ -112,6 +119,9 @@ impl Options {
 
     /// Largest incoming message; a bigger one ends the connection (close 1009).
     /// Frames are limited to the smaller of this and 16 MiB.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
     pub fn max_message_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes == 0 {
             return Err(Error::InvalidArgument("max_message_size must be at least 1".into()));
@@ -121,6 +131,9 @@ impl Options {
     }
 
     /// Largest incoming frame (default 16 MiB).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
     pub fn max_frame_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes == 0 {
             return Err(Error::InvalidArgument("max_frame_size must be at least 1".into()));
@@ -131,6 +144,9 @@ impl Options {
 
     /// Limit on bytes accepted by `send` but not yet written; past it `send`
     /// returns [`Error::QueueFull`]. Default 64 MiB.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
     pub fn max_buffered_bytes(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes == 0 {
             return Err(Error::InvalidArgument("max_buffered_bytes must be at least 1".into()));
@@ -149,6 +165,9 @@ impl Options {
     /// an idle connection under 40 KiB of memory). Larger favours big
     /// messages (64–128 KiB for streams of megabyte messages), smaller favours
     /// many idle connections.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] outside 1 KiB to 64 MiB.
     pub fn read_buffer_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if !(1024..=(64 << 20)).contains(&bytes) {
             return Err(Error::InvalidArgument("read_buffer_size must be 1 KiB to 64 MiB".into()));
@@ -159,6 +178,9 @@ impl Options {
 
     /// Stack size of the worker thread, which also runs the callbacks
     /// (default 256 KiB; only touched pages use memory).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] below 64 KiB.
     pub fn stack_size(&mut self, bytes: usize) -> Result<&mut Self, Error> {
         if bytes < (64 << 10) {
             return Err(Error::InvalidArgument("stack_size must be at least 64 KiB".into()));
@@ -168,12 +190,22 @@ impl Options {
     }
 
     /// Trusts the certificates in this PEM file in addition to the system roots.
+    /// The file is read now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the file cannot be read or holds no
+    /// certificate.
     pub fn ca_file(&mut self, pem_path: &str) -> Result<&mut Self, Error> {
         self.tls.add_ca_file(pem_path)?;
         Ok(self)
     }
 
     /// Presents a client certificate: PEM certificate chain and PKCS#8 PEM key.
+    /// Both files are read now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when a file cannot be read or the pair is
+    /// not a usable identity.
     pub fn client_certificate(&mut self, cert_pem_path: &str, key_pem_path: &str) -> Result<&mut Self, Error> {
         self.tls.set_identity(cert_pem_path, key_pem_path)?;
         Ok(self)

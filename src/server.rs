@@ -31,6 +31,9 @@ impl Listener {
     /// Listens on `addr` (`127.0.0.1:0` or `[::1]:0` for a free port). Each
     /// accepted connection runs `handler` on a thread named `name`; the
     /// accept loop runs on a thread named `<name>-accept`.
+    ///
+    /// # Errors
+    /// The I/O error of binding `addr` or of starting the accept thread.
     pub fn start<F>(addr: &str, name: &str, handler: F) -> io::Result<Listener>
     where
         F: Fn(TcpStream) + Send + Sync + 'static,
@@ -77,6 +80,9 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Listens on `addr` (use `127.0.0.1:0` or `[::1]:0` for a free port).
+    ///
+    /// # Errors
+    /// The I/O error of binding `addr` or of starting the accept thread.
     pub fn start(addr: &str) -> io::Result<EchoServer> {
         Ok(EchoServer { listener: Listener::start(addr, "wsc-echo", echo)? })
     }

@@ -13,10 +13,13 @@ use std::ffi::{c_char, CString};
 /// with `wsc_free_clients`).
 #[repr(C)]
 pub struct wsc_client_info {
+    /// The connection's id.
     pub id: wsc_id,
+    /// The URI it was created with (NUL-terminated, owned by the struct).
     pub uri: *mut c_char,
     /// The handler name; NULL for connections made with `wsc_connect`.
     pub handler: *mut c_char,
+    /// Its state when the snapshot was taken.
     pub state: wsc_state,
 }
 

@@ -1,7 +1,7 @@
 //! The C ABI (`include/wsc.h`): a thin translation of the Rust API.
 //!
 //! Layout follows rustls-ffi: one file per C type, and every exported
-//! function body runs inside the panic boundary in [`boundary`], because a
+//! function body runs inside the panic boundary in `boundary.rs`, because a
 //! panic unwinding out of `extern "C"` aborts the host (Rust >= 1.81), and a
 //! PBX must never die for a library bug. Pointer and string checks live there
 //! too, so every entry point rejects NULL and invalid UTF-8 the same way and

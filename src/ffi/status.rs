@@ -38,8 +38,11 @@ pub enum wsc_status {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum wsc_state {
+    /// DNS, TCP, TLS or the HTTP upgrade in progress; sends are queued.
     WSC_STATE_CONNECTING = 0,
+    /// The handshake has completed.
     WSC_STATE_OPEN = 1,
+    /// Closing, or inside the terminal callback: nothing more can be sent.
     WSC_STATE_CLOSING = 2,
 }
 
