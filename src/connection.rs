@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) uri: String,
     pub(crate) handler: Option<String>,
+    /// The server endpoint it was accepted on; `None` for a client.
+    pub(crate) endpoint: Option<String>,
     state: AtomicU8,
     close_requested: AtomicBool,
     data: Sender<tungstenite::Message>,
@@ -95,6 +97,7 @@ impl Shared {
         id: u64,
         uri: &str,
         handler: Option<String>,
+        endpoint: Option<String>,
         max_buffered: usize,
         waker: Waker,
     ) -> (Arc<Shared>, Queues) {
@@ -104,6 +107,7 @@ impl Shared {
             id,
             uri: uri.to_owned(),
             handler,
+            endpoint,
             state: AtomicU8::new(State::Connecting as u8),
             close_requested: AtomicBool::new(false),
             data,
@@ -232,6 +236,12 @@ impl Connection {
     /// The named handler it was created with, if any.
     pub fn handler(&self) -> Option<&str> {
         self.shared.handler.as_deref()
+    }
+
+    /// The endpoint of the [`crate::Server`] that accepted it; `None` for a
+    /// connection this process created.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.shared.endpoint.as_deref()
     }
 
     /// Connecting, open or closing; [`Error::UnknownId`] once finished.

@@ -14,8 +14,10 @@
 //!
 //! This file only re-exports: find behaviour in the module named for it.
 
+mod accept;
 mod builder;
 mod connection;
+mod descriptor;
 mod dial;
 mod error;
 mod event;
@@ -44,4 +46,5 @@ pub use handler::{
 };
 pub use lifecycle::{init, shutdown};
 pub use options::Options;
+pub use server::{Server, ServerBuilder};
 pub use tungstenite::{Bytes, Utf8Bytes};
