@@ -85,7 +85,7 @@ pub(crate) struct Shared {
     /// after a callback) can skip its queues when nothing was queued.
     activity: AtomicU64,
     pub(crate) outstanding: Arc<Outstanding>,
-    protocol: OnceLock<String>,
+    protocol: OnceLock<Option<String>>,
     /// Guards the change to finished, so `wait` cannot miss the notification.
     finishing: Mutex<()>,
     finished: Condvar,
@@ -136,7 +136,7 @@ impl Shared {
     /// Worker: the handshake finished. False if the application closed the
     /// connection while it was connecting (the handshake is then abandoned).
     pub(crate) fn mark_open(&self, protocol: Option<String>) -> bool {
-        let _ = self.protocol.set(protocol.unwrap_or_default());
+        let _ = self.protocol.set(protocol.filter(|p| !p.is_empty()));
         self.state
             .compare_exchange(State::Connecting as u8, State::Open as u8, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
@@ -253,9 +253,10 @@ impl Connection {
         }
     }
 
-    /// The subprotocol the server chose (`Some("")` if none); `None` before open.
+    /// The subprotocol the server chose; `None` when it chose none, and
+    /// before open.
     pub fn protocol(&self) -> Option<String> {
-        self.shared.protocol.get().cloned()
+        self.shared.protocol.get().cloned().flatten()
     }
 
     /// Bytes accepted by `send` and not yet written to the socket.
