@@ -61,12 +61,14 @@ run_all() {
     run "$mode-cpp_client" "" "$@" "$build/cpp_client" "$ECHO"
     run "$mode-cpp_api_test" "" "$@" "$build/cpp_api_test" "$ECHO" "$EXTRA"
     run "$mode-handler" "" "$@" "$build/handler" "$ECHO"
+    run "$mode-handler_both" "" "$@" "$build/handler"
     run "$mode-wscat" 'one\ntwo\n' "$@" "$build/wscat" -n 2 "$ECHO"
     run "$mode-dlopen_client" "" "$@" "$build/dlopen_client" "$ECHO" "$build/lib/libwsc.so" 3
     run "$mode-c_api_test" "" "$@" "$build/c_api_test" "$ECHO" "$EXTRA"
     run "$mode-race_test" "" "$@" "$build/race_test" "$ECHO" 150
     run "$mode-exit_test" "" "$@" "$build/exit_test" "$ECHO"
     run "$mode-memory_test" "" "$@" "$build/memory_test" "$ECHO"
+    run "$mode-server_test" "" "$@" "$build/server_test"
 }
 
 run_all valgrind "$HERE/build" "${VALGRIND[@]}"

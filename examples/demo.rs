@@ -1,95 +1,130 @@
-//! The main job: start the embedded local server, exchange messages with it
-//! in each API style, close cleanly. No internet needed.
+//! The main job, with no internet: start the endpoint server with the seed's
+//! descriptor (`examples/endpoints/my-endpoint.websocket`), connect a wsc
+//! client to it with the seed's handler, exchange text and binary with flow
+//! control on, print every event as it happens, and exit cleanly. Then the
+//! same exchange in the two other API styles (channel, callbacks).
 //!
-//!     cargo run --example demo
-//!     cargo run --example demo -- --serve [PORT]   # only the local demo server
-//!                                                  # (default port 8080), until killed
+//!     cargo run --release --example demo
+//!     cargo run --release --example demo -- --serve [PORT]   # keep serving (default 8080)
 
 use std::time::Duration;
-use wsc::{Builder, Event, Message};
+use wsc::{Builder, Connection, Event, Message, Server};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        let port = args.get(1).map_or("8080", String::as_str);
-        let server = wsc::server::EchoServer::start(&format!("127.0.0.1:{port}"))?;
-        println!("local demo server: {}", server.url("my-endpoint"));
-        loop {
-            std::thread::park();
-        }
+const HANDLER: &str = "my-project/ws-handler";
+
+/// "client #3" or "server my-endpoint #4": which side of which connection.
+fn who(conn: &Connection) -> String {
+    match conn.endpoint() {
+        Some(endpoint) => format!("server {endpoint} #{}", conn.id()),
+        None => format!("client #{}", conn.id()),
     }
-    let server = wsc::server::EchoServer::start("127.0.0.1:0")?;
-    let url = server.url("demo");
-    println!("embedded echo server at {url}");
+}
 
-    // 1. Channel style: plain blocking Rust.
-    let (conn, events) = wsc::connect(&url)?;
-    conn.send("hello from the channel API")?; // queued until the handshake is done
-    conn.send_binary(vec![1u8, 2, 3])?;
-    let mut echoes = 0;
-    for ev in &events {
-        match &ev {
-            Event::Open => println!("[channel] open, protocol {:?}", conn.protocol()),
-            Event::Message(Message::Text(t)) => println!("[channel] text: {t}"),
-            Event::Message(Message::Binary(b)) => println!("[channel] binary: {:?}", &b[..]),
-            Event::Error(e) => println!("[channel] error: {e}"),
-            Event::Close { code, reason } => println!("[channel] closed {code} {reason:?}"),
-            other => println!("[channel] {other:?}"), // Event is #[non_exhaustive]
-        }
-        if matches!(ev, Event::Message(_)) {
-            echoes += 1;
-            if echoes == 2 {
-                conn.close()?;
-            }
-        }
+/// An event in words.
+fn words(event: &Event) -> String {
+    match event {
+        Event::Open => "open".into(),
+        Event::Message(Message::Text(t)) => format!("text message \"{t}\""),
+        Event::Message(Message::Binary(b)) => format!("binary message of {} bytes {:?}", b.len(), &b[..b.len().min(8)]),
+        Event::Error(e) => format!("error: {e}"),
+        Event::Close { code, reason } if reason.is_empty() => format!("closed with code {code}"),
+        Event::Close { code, reason } => format!("closed with code {code} ({reason})"),
+        _ => "another event".into(), // Event is non_exhaustive
     }
+}
 
-    // 2. Callback style, as the App Services WebsocketClient, with flow control.
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-    let conn = Builder::new(url.as_str())
-        .on_open(|c| {
-            c.set_flow_control(true).unwrap();
-            for i in 1..=3 {
-                c.send(format!("message {i}")).unwrap();
+/// The seed's handler, serving both sides: the server side echoes every
+/// message; the client side completes each message (flow control) and
+/// closes after the second.
+fn register_seed_handler(done: crossbeam_channel::Sender<()>) -> Result<(), wsc::Error> {
+    wsc::register_handler(HANDLER, move |conn, event| {
+        println!("  [{}] {}", who(conn), words(event));
+        match (conn.endpoint(), event) {
+            (Some(_), Event::Message(m)) => {
+                let _ = conn.send_message(m.clone());
             }
-        })
-        .on_message(|c, msg| {
-            println!("[callback] {}", msg.as_text().unwrap_or("<binary>"));
-            c.message_complete().unwrap();
-            if msg.as_text() == Some("message 3") {
-                c.close().unwrap();
+            (None, Event::Message(m)) => {
+                let _ = conn.message_complete();
+                if m.as_text().is_none() {
+                    let _ = conn.close();
+                }
             }
-        })
-        .on_close(move |_, code, _| {
-            println!("[callback] closed {code}");
-            let _ = done_tx.send(());
-        })
-        .on_error(|_, e| println!("[callback] error: {e}"))
-        .connect()?;
-    done_rx.recv_timeout(Duration::from_secs(10))?;
-    assert!(conn.state().is_err(), "finished connections are forgotten");
-
-    // 3. Named handler, as Dirigible's createWebsocket(uri, handler).
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-    wsc::register_handler("my-project/ws-handler", move |conn, ev| {
-        println!("[handler] {} {:?}", ev.method(), ev);
-        match ev {
-            Event::Message(_) => {
-                let c = wsc::client_by_handler("my-project/ws-handler").unwrap();
-                assert_eq!(&c, conn);
-                c.close().unwrap();
-            }
-            ev if ev.is_terminal() => {
-                let _ = done_tx.send(());
+            (None, e) if e.is_terminal() => {
+                let _ = done.send(());
             }
             _ => {}
         }
     })?;
-    let ws = wsc::create_websocket(&url, "my-project/ws-handler", None, None)?;
-    ws.send("hello")?;
-    done_rx.recv_timeout(Duration::from_secs(10))?;
+    wsc::register_handler("demo/echo", |conn, event| {
+        if let Event::Message(m) = event {
+            let _ = conn.send_message(m.clone());
+        }
+    })
+}
 
+fn endpoints_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/endpoints")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let serve = args.first().map(String::as_str) == Some("--serve");
+    let (done_tx, done) = crossbeam_channel::unbounded();
+    register_seed_handler(done_tx)?;
+    let bind =
+        if serve { format!("127.0.0.1:{}", args.get(1).map_or("8080", String::as_str)) } else { "127.0.0.1:0".into() };
+    let server = Server::bind(&bind).descriptors(endpoints_dir()).start()?;
+    let port = server.local_addr().port();
+    println!("endpoint server on 127.0.0.1:{port}, endpoints from {}", endpoints_dir().display());
+    println!("  {}  (handler {HANDLER})", server.url("my-endpoint"));
+    println!("  {}  (echo)", server.url("echo"));
+    println!("open http://127.0.0.1:{port}/ in a browser to talk to them");
+    if serve {
+        println!("serving until killed");
+        loop {
+            std::thread::park();
+        }
+    }
+
+    println!("\n1. createWebsocket(uri, \"{HANDLER}\"): the same handler on both sides, flow control on");
+    let mut options = wsc::Options::new();
+    options.flow_control(true);
+    let ws = wsc::create_websocket(&server.url("my-endpoint"), HANDLER, None, Some(&options))?;
+    ws.send("hello")?; // queued until the handshake is done
+    ws.send_binary(vec![1u8, 2, 3])?;
+    done.recv_timeout(Duration::from_secs(10))?;
+
+    println!("\n2. channel style (plain blocking Rust), to the echo endpoint");
+    let (conn, events) = wsc::connect(&server.url("echo"))?;
+    conn.send("hello from the channel API")?;
+    for event in &events {
+        println!("  [{}] {}", who(&conn), words(&event));
+        if let Event::Message(_) = event {
+            conn.close()?;
+        }
+    }
+
+    println!("\n3. callback style (the App Services WebsocketClient), to the echo endpoint");
+    let (closed_tx, closed) = crossbeam_channel::bounded(1);
+    Builder::new(server.url("echo"))
+        .on_open(|c| {
+            println!("  [{}] open", who(c));
+            c.send("hello from the callback API").unwrap();
+        })
+        .on_message(|c, m| {
+            println!("  [{}] {}", who(c), words(&Event::Message(m)));
+            c.close().unwrap();
+        })
+        .on_error(|c, e| println!("  [{}] error: {e}", who(c)))
+        .on_close(move |c, code, _| {
+            println!("  [{}] closed with code {code}", who(c));
+            let _ = closed_tx.send(());
+        })
+        .connect()?;
+    closed.recv_timeout(Duration::from_secs(10))?;
+
+    server.stop()?;
     wsc::shutdown(Duration::from_secs(5))?;
-    println!("done: every worker thread has exited");
+    println!("\ndone: the server stopped and every worker thread has exited");
     Ok(())
 }

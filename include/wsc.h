@@ -101,6 +101,12 @@ typedef enum wsc_state {
 typedef struct wsc_options wsc_options;
 
 /**
+ * A running endpoint server. Create with `wsc_server_start`; stop and free
+ * with `wsc_server_stop`.
+ */
+typedef struct wsc_server wsc_server;
+
+/**
  * A connection id. 0 is never a valid id; ids are never reused in a process.
  */
 typedef uint64_t wsc_id;
@@ -187,7 +193,9 @@ void wsc_free_clients(struct wsc_client_info *clients, size_t len);
 /**
  * Fills `*out_info` (caller-owned struct) for the unfinished connection
  * `id`; release its strings with `wsc_free_client_info`.
- * WSC_ERR_UNKNOWN_ID if it has finished or never existed.
+ * WSC_ERR_UNKNOWN_ID if it has finished or never existed, and for a
+ * server-side connection (only connections this process created are
+ * clients).
  */
 enum wsc_status wsc_get_client(wsc_id id, struct wsc_client_info *out_info);
 
@@ -355,6 +363,13 @@ bool wsc_get_message_is_binary(void);
 const char *wsc_get_error(void);
 
 /**
+ * Inside a handler: the endpoint's name for a connection a `wsc_server`
+ * accepted, valid until the handler returns; NULL for a client connection,
+ * outside a handler invocation or on another thread.
+ */
+const char *wsc_get_endpoint(void);
+
+/**
  * onclose: the close code; 0 otherwise.
  */
 uint16_t wsc_get_close_code(void);
@@ -517,6 +532,62 @@ enum wsc_status wsc_options_set_proxy(struct wsc_options *o, const char *proxy_u
  * then `all_proxy`; upper-case accepted except `HTTP_PROXY`; see the README).
  */
 enum wsc_status wsc_options_set_proxy_from_env(struct wsc_options *o, bool enabled);
+
+/**
+ * Starts an endpoint server on `bind_address` ("127.0.0.1:8080"; port 0
+ * picks a free one, see `wsc_server_local_port`), serving every
+ * `*.websocket` descriptor in `descriptor_dir` (NULL: none; add endpoints
+ * with `wsc_server_add_endpoint`) at `/websockets/v4/service/<endpoint>`,
+ * and a small test page at `/`. Each accepted connection gets an id and a
+ * worker thread like a client's; its events go to the endpoint's named
+ * handler, where `wsc_get_endpoint()` names the endpoint.
+ * WSC_ERR_INVALID_ARGUMENT for a bad address, a missing directory or a bad
+ * descriptor (wsc_last_error names the file and the field; nothing is
+ * served then); WSC_ERR_INTERNAL if the address cannot be bound (the OS
+ * error is in wsc_last_error); WSC_ERR_SHUTDOWN after wsc_shutdown.
+ * `*out_server` is the caller's until `wsc_server_stop`. Any thread.
+ */
+enum wsc_status wsc_server_start(const char *bind_address, const char *descriptor_dir, struct wsc_server **out_server);
+
+/**
+ * Serves `endpoint` (ASCII letters, digits, '-', '_', '.'; not "." or "..")
+ * with the handler registered as `handler`, from the next connection on.
+ * The handler need not be registered yet: until it is, the endpoint answers
+ * 503. WSC_ERR_INVALID_ARGUMENT for a bad name or an endpoint already served.
+ */
+enum wsc_status wsc_server_add_endpoint(struct wsc_server *server_, const char *endpoint, const char *handler);
+
+/**
+ * The TCP port the server listens on; 0 for NULL.
+ */
+uint16_t wsc_server_local_port(const struct wsc_server *server_);
+
+/**
+ * Limits for new connections: at most `max_connections` at once (503 past
+ * it; default 1000), incoming messages of at most `max_message_size` bytes
+ * (default 64 MiB; a larger one ends that connection with 1009), the
+ * upgrade within `handshake_timeout_ms` (default 10000). A zero value is
+ * WSC_ERR_INVALID_ARGUMENT.
+ */
+enum wsc_status wsc_server_set_limits(struct wsc_server *server_, uint32_t max_connections, size_t max_message_size, uint32_t handshake_timeout_ms);
+
+/**
+ * Accepts browsers from `origin` (copied; e.g. "http://127.0.0.1:8080").
+ * With none added any Origin is accepted; with some, an upgrade whose
+ * Origin header is not among them gets 403 (one without an Origin header,
+ * from a program rather than a browser, is accepted).
+ */
+enum wsc_status wsc_server_add_allowed_origin(struct wsc_server *server_, const char *origin);
+
+/**
+ * Stops accepting, closes every connection of this server with 1001 (their
+ * handlers see onclose), joins every thread it started, their last handler
+ * calls included, and frees the server: the pointer is invalid after
+ * WSC_OK. Called from inside one of this server's own handler calls it is
+ * WSC_ERR_INVALID_ARGUMENT and the server stays valid (it cannot join its
+ * own thread). After wsc_shutdown (which stops every server) it only frees.
+ */
+enum wsc_status wsc_server_stop(struct wsc_server *server_);
 
 /**
  * A static, NUL-terminated name for a status (e.g. "WSC_ERR_UNKNOWN_ID:

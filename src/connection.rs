@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) uri: String,
     pub(crate) handler: Option<String>,
+    /// The server endpoint it was accepted on; `None` for a client.
+    pub(crate) endpoint: Option<String>,
     state: AtomicU8,
     close_requested: AtomicBool,
     data: Sender<tungstenite::Message>,
@@ -90,7 +92,7 @@ pub(crate) struct Shared {
     /// after a callback) can skip its queues when nothing was queued.
     activity: AtomicU64,
     pub(crate) outstanding: Arc<Outstanding>,
-    protocol: OnceLock<String>,
+    protocol: OnceLock<Option<String>>,
     /// Guards the change to finished, so `wait` cannot miss the notification.
     finishing: Mutex<()>,
     finished: Condvar,
@@ -102,6 +104,7 @@ impl Shared {
         id: u64,
         uri: &str,
         handler: Option<String>,
+        endpoint: Option<String>,
         max_buffered: usize,
         waker: Waker,
     ) -> (Arc<Shared>, Queues) {
@@ -111,6 +114,7 @@ impl Shared {
             id,
             uri: uri.to_owned(),
             handler,
+            endpoint,
             state: AtomicU8::new(State::Connecting as u8),
             close_requested: AtomicBool::new(false),
             data,
@@ -139,7 +143,7 @@ impl Shared {
     /// Worker: the handshake finished. False if the application closed the
     /// connection while it was connecting (the handshake is then abandoned).
     pub(crate) fn mark_open(&self, protocol: Option<String>) -> bool {
-        let _ = self.protocol.set(protocol.unwrap_or_default());
+        let _ = self.protocol.set(protocol.filter(|p| !p.is_empty()));
         self.state
             .compare_exchange(State::Connecting as u8, State::Open as u8, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
@@ -241,6 +245,12 @@ impl Connection {
         self.shared.handler.as_deref()
     }
 
+    /// The endpoint of the [`crate::Server`] that accepted it; `None` for a
+    /// connection this process created.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.shared.endpoint.as_deref()
+    }
+
     /// Connecting, open or closing; [`Error::UnknownId`] once finished.
     /// Closing as soon as `close()` has returned, as a browser's `readyState`.
     ///
@@ -254,9 +264,10 @@ impl Connection {
         }
     }
 
-    /// The subprotocol the server chose (`Some("")` if none); `None` before open.
+    /// The subprotocol the server chose; `None` when it chose none, and
+    /// before open.
     pub fn protocol(&self) -> Option<String> {
-        self.shared.protocol.get().cloned()
+        self.shared.protocol.get().cloned().flatten()
     }
 
     /// Bytes accepted by `send` and not yet written to the socket.

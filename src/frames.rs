@@ -79,6 +79,12 @@ impl Frames {
         self.header_len = 0;
     }
 
+    /// A tracker for a server, whose HTTP request head was read before the
+    /// stream was built: it starts at the frames.
+    pub(crate) fn after_head() -> Frames {
+        Frames { head: HEAD_END.len() as u8, ..Frames::default() }
+    }
+
     /// True when every byte read so far belongs to whole messages: nothing
     /// of a frame or of a fragmented message is left in tungstenite's hands
     /// once it has processed what it read.

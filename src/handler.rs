@@ -165,14 +165,24 @@ pub fn create_websocket(
     if !handlers().read().contains_key(handler) {
         return Err(Error::UnknownHandler(handler.to_owned()));
     }
-    let name = handler.to_owned();
-    let sink: Sink = Box::new(move |conn, event| {
+    let default = Options::default();
+    start(uri, options.unwrap_or(&default), Some(handler.to_owned()), handler_sink(handler))
+}
+
+/// Delivers a connection's events to the handler registered as `name` at
+/// each event (client and server side alike).
+pub(crate) fn handler_sink(name: &str) -> Sink {
+    let name = name.to_owned();
+    Box::new(move |conn, event| {
         if let Some(call) = enter(&name) {
             (call.0.f)(conn, &event);
         }
-    });
-    let default = Options::default();
-    start(uri, options.unwrap_or(&default), Some(handler.to_owned()), sink)
+    })
+}
+
+/// True if a handler is registered as `name` now.
+pub(crate) fn is_registered(name: &str) -> bool {
+    handlers().read().contains_key(name)
 }
 
 /// Metadata of one unfinished connection (`getClients`).
@@ -201,18 +211,24 @@ impl Connection {
     }
 }
 
-/// Every connection that has not finished (connecting, open or closing),
-/// made in any API style, oldest first.
+/// Every connection this process created that has not finished
+/// (connecting, open or closing), in any API style, oldest first. Server-side
+/// connections are not clients and are not listed.
 pub fn clients() -> Vec<ClientInfo> {
-    registry().snapshot().iter().filter_map(Connection::info).collect()
+    registry().snapshot().iter().filter(|c| c.endpoint().is_none()).filter_map(Connection::info).collect()
 }
 
-/// The unfinished connection with this id (`getClient`).
+/// The unfinished client connection with this id (`getClient`); `None` for
+/// a server-side connection.
 pub fn client(id: u64) -> Option<Connection> {
-    registry().get(id)
+    registry().get(id).filter(|c| c.endpoint().is_none())
 }
 
-/// The newest unfinished connection created with this handler (`getClientByHandler`).
+/// The newest unfinished client connection created with this handler (`getClientByHandler`).
 pub fn client_by_handler(handler: &str) -> Option<Connection> {
-    registry().snapshot().into_iter().rev().find(|c| c.handler() == Some(handler) && c.state().is_ok())
+    registry()
+        .snapshot()
+        .into_iter()
+        .rev()
+        .find(|c| c.endpoint().is_none() && c.handler() == Some(handler) && c.state().is_ok())
 }

@@ -96,8 +96,10 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 mod builder;
 mod connection;
+mod descriptor;
 mod dial;
 mod error;
 mod event;
@@ -127,4 +129,5 @@ pub use handler::{
 };
 pub use lifecycle::{init, shutdown};
 pub use options::Options;
+pub use server::{Server, ServerBuilder};
 pub use tungstenite::{Bytes, Utf8Bytes};

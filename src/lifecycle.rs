@@ -13,15 +13,22 @@
 //!   loop, in wsc itself — can skip deregistering or marking finished, and a
 //!   panic in the worker loop still ends in one `Error` event.
 
-use crate::connection::{set_current_worker, Connection, Queues, Shared, Sink};
+use crate::accept::Accept;
+use crate::connection::{set_current_worker, Connection, Shared, Sink};
 use crate::error::{panic_text, ConnectionError, Error, ErrorKind};
 use crate::event::Event;
+use crate::handler::handler_sink;
 use crate::options::Options;
 use crate::registry::registry;
+use crate::server::ServerShared;
 use crate::target::Target;
-use crate::waker::{deadline_in, Waker};
+use crate::waker::{deadline_in, Interest, Waker};
 use crate::worker;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Registers a connection and starts its worker. Every API style ends here.
@@ -31,18 +38,13 @@ pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink:
     let _admitted = reg.admit()?;
     let waker = Waker::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
     let id = reg.next_id();
-    let (shared, queues) = Shared::new(id, uri, handler, options.max_buffered_bytes, waker);
+    let (shared, queues) = Shared::new(id, uri, handler, None, options.max_buffered_bytes, waker);
     let conn = Connection::from_shared(shared.clone());
     reg.insert(shared);
     let life = Life { conn: conn.clone(), sink, done: false };
     let options = options.clone();
-    let thread = std::thread::Builder::new().name(format!("wsc-{id}")).stack_size(options.stack_size);
-    let spawned = reg.spawn_worker(id, move || {
-        thread.spawn(move || {
-            let _exit = ThreadExit(id);
-            set_current_worker(id);
-            life.run(target, options, queues);
-        })
+    let spawned = spawn(id, format!("wsc-{id}"), options.stack_size, move || {
+        life.run(|conn, sink| worker::run(conn, sink, &target, &options, queues));
     });
     if let Err(e) = spawned {
         // The closure (and with it `life`) was dropped unrun: its guard has
@@ -63,14 +65,14 @@ struct Life {
 }
 
 impl Life {
-    fn run(mut self, target: Target, options: Options, queues: Queues) {
+    /// Runs the connection with `body` (the worker loop of one side), then
+    /// delivers its terminal event and finishes it.
+    fn run(mut self, body: impl FnOnce(&Connection, &mut Sink) -> Event) {
         let (conn, sink) = (&self.conn, &mut self.sink);
-        let end = catch_unwind(AssertUnwindSafe(|| worker::run(conn, sink, &target, &options, queues))).unwrap_or_else(
-            |panic| {
-                let why = format!("internal error: wsc panicked on the worker thread: {}", panic_text(&*panic));
-                Event::Error(ConnectionError::new(ErrorKind::Other, why))
-            },
-        );
+        let end = catch_unwind(AssertUnwindSafe(|| body(conn, sink))).unwrap_or_else(|panic| {
+            let why = format!("internal error: wsc panicked on the worker thread: {}", panic_text(&*panic));
+            Event::Error(ConnectionError::new(ErrorKind::Other, why))
+        });
         let end = self.conn.shared().conclude(end);
         let (conn, sink) = (&self.conn, &mut self.sink);
         // A panic in the terminal callback is contained: there is nothing
@@ -90,6 +92,129 @@ impl Life {
 impl Drop for Life {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// Starts a worker thread that the registry counts until it exits (so
+/// `shutdown` can wait for it), as the worker of connection `id`.
+fn spawn(id: u64, name: String, stack: usize, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    let thread = std::thread::Builder::new().name(name).stack_size(stack);
+    registry().spawn_worker(id, move || {
+        thread.spawn(move || {
+            let _exit = ThreadExit(id);
+            set_current_worker(id);
+            body();
+        })
+    })
+}
+
+/// Starts a server's accept loop on a counted thread.
+pub(crate) fn serve(server: Arc<ServerShared>, listener: TcpListener) -> Result<(), Error> {
+    let reg = registry();
+    let _admitted = reg.admit()?;
+    listener.set_nonblocking(true).map_err(|e| Error::Internal(format!("cannot listen: {e}")))?;
+    let id = reg.next_id();
+    server.started(id);
+    reg.add_server(&server);
+    let name = format!("wsc-accept-{}", server.addr.port());
+    spawn(id, name, SERVER_STACK, move || accept_loop(&server, &listener))
+        .map_err(|e| Error::Internal(format!("cannot start the accept thread: {e}")))
+}
+
+/// Stack of a server's threads (its connections run the handlers).
+const SERVER_STACK: usize = 256 << 10;
+
+fn accept_loop(server: &Arc<ServerShared>, listener: &TcpListener) {
+    const READ: Interest = Interest { read: true, write: false };
+    while !server.stop.is_raised() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if accept_one(server, stream).is_err() {
+                    return; // shut down: accept nothing more
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                server.stop.wait(listener.as_raw_fd(), READ, None);
+            }
+            // Out of descriptors or similar: back off instead of spinning.
+            Err(_) => drop(server.stop.wait(-1, READ, deadline_in(Duration::from_millis(100)))),
+        }
+    }
+}
+
+/// Gives an accepted connection its own worker thread, which answers the
+/// upgrade and then serves it.
+fn accept_one(server: &Arc<ServerShared>, stream: TcpStream) -> Result<(), Error> {
+    let reg = registry();
+    let _admitted = reg.admit()?;
+    let id = reg.next_id();
+    server.live.fetch_add(1, Ordering::SeqCst);
+    server.started(id);
+    let s = server.clone();
+    let spawned = spawn(id, format!("wsc-{id}"), SERVER_STACK, move || {
+        let _live = Admitted(s.clone());
+        serve_one(&s, id, stream);
+    });
+    if spawned.is_err() {
+        server.live.fetch_sub(1, Ordering::SeqCst); // the stream was dropped: the client sees the close
+    }
+    Ok(())
+}
+
+/// Counts an accepted connection out of its server when its thread ends.
+struct Admitted(Arc<ServerShared>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A server-side connection's life: the upgrade (a refused one gets no id
+/// and no events), then registration and the same worker loop as a client.
+fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
+    let options = Options { max_message_size: server.max_message_size(), ..Options::default() };
+    let accept = Accept {
+        stop: &server.stop,
+        deadline: deadline_in(server.handshake_timeout()),
+        config: options.websocket_config(),
+    };
+    let Some((ws, request)) = accept.handshake(stream, |r| server.route(r)) else {
+        return;
+    };
+    let Some((endpoint, handler)) = server.endpoint_of(request.uri().path()) else {
+        return;
+    };
+    let Ok(waker) = Waker::new() else {
+        return;
+    };
+    let uri = format!("ws://{}{}", server.addr, request.uri());
+    let (shared, queues) =
+        Shared::new(id, &uri, Some(handler.clone()), Some(endpoint), options.max_buffered_bytes, waker);
+    let conn = Connection::from_shared(shared.clone());
+    {
+        let reg = registry();
+        let Ok(_admitted) = reg.admit() else {
+            return; // shutting down: the socket closes
+        };
+        let mut conns = server.conns.lock();
+        if server.stop.is_raised() {
+            return;
+        }
+        reg.insert(shared);
+        conns.insert(id);
+    }
+    let _forget = Forget(server, id);
+    let life = Life { conn, sink: handler_sink(&handler), done: false };
+    life.run(|conn, sink| worker::run_accepted(conn, sink, ws, &options, queues));
+}
+
+/// Takes a finished connection off its server's list.
+struct Forget<'a>(&'a ServerShared, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.conns.lock().remove(&self.1);
     }
 }
 
@@ -118,6 +243,9 @@ impl Drop for ThreadExit {
 pub fn shutdown(timeout: Duration) -> Result<(), Error> {
     let reg = registry();
     reg.set_admitting(false);
+    for server in reg.servers() {
+        server.stop.raise(); // accept loops and handshakes end at once
+    }
     for conn in reg.snapshot() {
         conn.shutdown_close();
     }

@@ -14,10 +14,11 @@
 
 use crate::connection::{current_worker, Connection, Shared};
 use crate::error::Error;
+use crate::server::ServerShared;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -35,6 +36,8 @@ pub(crate) struct Registry {
     admitting: RwLock<bool>,
     workers: Mutex<Workers>,
     workers_changed: Condvar,
+    /// Running endpoint servers, so `shutdown` can stop them.
+    servers: Mutex<Vec<Weak<ServerShared>>>,
 }
 
 /// Proof that a connect was admitted; shutdown cannot begin while it is held.
@@ -48,6 +51,7 @@ pub(crate) fn registry() -> &'static Registry {
         admitting: RwLock::new(true),
         workers: Mutex::new(Workers::default()),
         workers_changed: Condvar::new(),
+        servers: Mutex::new(Vec::new()),
     })
 }
 
@@ -123,6 +127,39 @@ impl Registry {
                 let _ = h.join();
             }
         }
+    }
+
+    /// Waits until worker thread `id` has exited and joins it; returns at
+    /// once if it was joined already (or never counted).
+    pub(crate) fn join(&self, id: u64) {
+        let mut workers = self.workers.lock();
+        while workers.handles.contains_key(&id) {
+            if let Some(at) = workers.exited.iter().position(|e| *e == id) {
+                workers.exited.swap_remove(at);
+                if let Some(h) = workers.handles.remove(&id) {
+                    let _ = h.join();
+                }
+                return;
+            }
+            self.workers_changed.wait(&mut workers);
+        }
+    }
+
+    /// True once worker thread `id` has been joined.
+    pub(crate) fn was_joined(&self, id: u64) -> bool {
+        !self.workers.lock().handles.contains_key(&id)
+    }
+
+    /// Notes a running server, for `shutdown`.
+    pub(crate) fn add_server(&self, server: &Arc<ServerShared>) {
+        let mut servers = self.servers.lock();
+        servers.retain(|s| s.strong_count() > 0);
+        servers.push(Arc::downgrade(server));
+    }
+
+    /// The running servers.
+    pub(crate) fn servers(&self) -> Vec<Arc<ServerShared>> {
+        self.servers.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
     /// The last thing a worker thread does.

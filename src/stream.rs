@@ -41,6 +41,14 @@ impl Stream {
         Stream { transport, frames: Frames::default() }
     }
 
+    /// A server's stream: the request head has been read, and `leftover`
+    /// (bytes the client sent after it) goes to tungstenite first.
+    pub(crate) fn accepted(transport: Transport, leftover: &[u8]) -> Stream {
+        let mut frames = Frames::after_head();
+        frames.feed(leftover);
+        Stream { transport, frames }
+    }
+
     /// See [`Frames::at_message_boundary`].
     pub(crate) fn at_message_boundary(&self) -> bool {
         self.frames.at_message_boundary()

@@ -35,15 +35,83 @@ pub(crate) struct Readiness {
     pub(crate) hangup: bool,
 }
 
+/// A new non-blocking eventfd.
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Writes 1 to an eventfd. A full counter (EAGAIN) already means "readable".
+fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own.
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+/// Polls `socket` for `interest` and `other` for input until `deadline`.
+/// Returns the socket's readiness and whether `other` was readable.
+fn poll_pair(socket: RawFd, interest: Interest, other: RawFd, deadline: Option<Instant>) -> (Readiness, bool) {
+    let mut events: libc::c_short = 0;
+    if interest.read {
+        events |= libc::POLLIN;
+    }
+    if interest.write {
+        events |= libc::POLLOUT;
+    }
+    let mut fds =
+        [libc::pollfd { fd: socket, events, revents: 0 }, libc::pollfd { fd: other, events: libc::POLLIN, revents: 0 }];
+    let timeout = deadline.map_or(-1, poll_timeout);
+    // SAFETY: fds is a valid array of two pollfd for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+    if n <= 0 {
+        return (Readiness::default(), false);
+    }
+    let r = fds[0].revents;
+    let ready = Readiness {
+        readable: r & libc::POLLIN != 0,
+        writable: r & libc::POLLOUT != 0,
+        hangup: r & (libc::POLLERR | libc::POLLHUP) != 0,
+    };
+    (ready, fds[1].revents != 0)
+}
+
+/// A signal raised once for many sleepers (a server stopping: its accept
+/// loop and every handshake in progress). Its eventfd is never drained, so
+/// once raised every poll on it returns at once.
+pub(crate) struct StopSignal {
+    fd: OwnedFd,
+    raised: AtomicBool,
+}
+
+impl StopSignal {
+    pub(crate) fn new() -> io::Result<StopSignal> {
+        Ok(StopSignal { fd: eventfd()?, raised: AtomicBool::new(false) })
+    }
+
+    pub(crate) fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        signal(&self.fd);
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until `socket` is ready for `interest`, the signal is raised,
+    /// or `deadline` passes.
+    pub(crate) fn wait(&self, socket: RawFd, interest: Interest, deadline: Option<Instant>) -> Readiness {
+        poll_pair(socket, interest, self.fd.as_raw_fd(), deadline).0
+    }
+}
+
 impl Waker {
     pub(crate) fn new() -> io::Result<Waker> {
-        // SAFETY: eventfd has no memory preconditions; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a freshly created descriptor that nothing else owns.
-        Ok(Waker { fd: unsafe { OwnedFd::from_raw_fd(fd) }, sleeping: AtomicBool::new(false) })
+        Ok(Waker { fd: eventfd()?, sleeping: AtomicBool::new(false) })
     }
 
     /// Called by any thread after queuing a command.
@@ -55,10 +123,7 @@ impl Waker {
 
     /// Wakes the worker whether or not it announced sleep (used to abort).
     pub(crate) fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our own eventfd. A full
-        // counter (EAGAIN) already means "woken", so the result is ignored.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        signal(&self.fd);
     }
 
     /// Worker: announce sleep. Re-check the queues after this, then `wait`.
@@ -74,33 +139,12 @@ impl Waker {
     /// Worker: blocks until the socket is ready for `interest`, the eventfd is
     /// written, or `deadline` passes. Never returns early for nothing.
     pub(crate) fn wait(&self, socket: RawFd, interest: Interest, deadline: Option<Instant>) -> Readiness {
-        let mut events: libc::c_short = 0;
-        if interest.read {
-            events |= libc::POLLIN;
-        }
-        if interest.write {
-            events |= libc::POLLOUT;
-        }
-        let mut fds = [
-            libc::pollfd { fd: socket, events, revents: 0 },
-            libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        ];
-        let timeout = deadline.map_or(-1, poll_timeout);
-        // SAFETY: fds is a valid array of two pollfd for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        let (ready, woken) = poll_pair(socket, interest, self.fd.as_raw_fd(), deadline);
         self.sleeping.store(false, Ordering::SeqCst);
-        if n <= 0 {
-            return Readiness::default();
-        }
-        if fds[1].revents != 0 {
+        if woken {
             self.drain();
         }
-        let r = fds[0].revents;
-        Readiness {
-            readable: r & libc::POLLIN != 0,
-            writable: r & libc::POLLOUT != 0,
-            hangup: r & (libc::POLLERR | libc::POLLHUP) != 0,
-        }
+        ready
     }
 
     fn drain(&self) {

@@ -26,7 +26,7 @@ use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::WebSocket;
 
 /// How a connection ended: the last event it reports.
@@ -60,9 +60,33 @@ struct Idle;
 pub(crate) fn run(conn: &Connection, sink: &mut Sink, target: &Target, options: &Options, queues: Queues) -> Event {
     let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
     let mut worker = Worker { conn, sink, options, queues, gate };
-    match worker.connect_and_serve(target) {
-        Terminal::Closed { code, reason } => Event::Close { code, reason },
-        Terminal::Failed(e, _) => Event::Error(e),
+    worker.connect_and_serve(target).into()
+}
+
+/// Serves a connection a server accepted (its upgrade already answered)
+/// until it ends, on the same loop as a client's, and returns its terminal
+/// event (undelivered).
+pub(crate) fn run_accepted(
+    conn: &Connection,
+    sink: &mut Sink,
+    ws: WebSocket<Stream>,
+    options: &Options,
+    queues: Queues,
+) -> Event {
+    let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
+    let mut worker = Worker { conn, sink, options, queues, gate };
+    if !conn.shared().mark_open(None) {
+        return closed_while_connecting().into();
+    }
+    worker.open_phase(ws, Role::Server).into()
+}
+
+impl From<Terminal> for Event {
+    fn from(t: Terminal) -> Event {
+        match t {
+            Terminal::Closed { code, reason } => Event::Close { code, reason },
+            Terminal::Failed(e, _) => Event::Error(e),
+        }
     }
 }
 
@@ -93,10 +117,15 @@ impl Worker<'_> {
         if !shared.mark_open(protocol) {
             return closed_while_connecting();
         }
-        let mut session = Session::new(ws, self.options);
+        self.open_phase(ws, Role::Client)
+    }
+
+    /// From `on_open` to the end: the same for both sides of a connection.
+    fn open_phase(&mut self, ws: WebSocket<Stream>, role: Role) -> Terminal {
+        let mut session = Session::new(ws, role, self.options);
         let end = match self.deliver(Event::Open) {
             Ok(()) => {
-                fault_point(target);
+                fault_point(self.conn.uri());
                 loop {
                     match session.serve(self) {
                         Ok(Idle) => session = session.rebuilt(),
@@ -138,12 +167,12 @@ impl Worker<'_> {
 #[cfg(test)]
 pub(crate) const PANIC_PATH: &str = "/wsc-test/panic-in-the-worker-loop";
 
-fn fault_point(target: &Target) {
+fn fault_point(uri: &str) {
     #[cfg(test)]
-    if target.uri.path() == PANIC_PATH {
+    if uri.ends_with(PANIC_PATH) {
         panic!("injected fault: a panic in the worker loop");
     }
-    let _ = target;
+    let _ = uri;
 }
 
 fn closed_while_connecting() -> Terminal {
@@ -189,6 +218,7 @@ impl Keepalive {
 /// The open phase: one socket, its queues and timers.
 struct Session {
     ws: WebSocket<Stream>,
+    role: Role,
     fd: RawFd,
     /// Bytes handed to tungstenite but not yet flushed to the socket.
     in_flight: usize,
@@ -211,7 +241,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(ws: WebSocket<Stream>, options: &Options) -> Session {
+    fn new(ws: WebSocket<Stream>, role: Role, options: &Options) -> Session {
         let fd = raw_fd(ws.get_ref());
         let keepalive = options.ping_interval.map(|interval| Keepalive {
             interval,
@@ -221,6 +251,7 @@ impl Session {
         });
         Session {
             ws,
+            role,
             fd,
             in_flight: 0,
             write_blocked: false,
@@ -264,7 +295,7 @@ impl Session {
     fn rebuilt(mut self) -> Session {
         let config = *self.ws.get_config();
         let stream = self.ws.into_inner();
-        let ws = WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, Some(config));
+        let ws = WebSocket::from_raw_socket(stream, self.role, Some(config));
         self.shrink_at = None;
         Session { ws, ..self }
     }

@@ -285,6 +285,31 @@ fn handler_example_follows_the_dirigible_seed() {
 }
 
 #[test]
+fn handler_example_serves_its_own_endpoint_with_the_same_handler() {
+    let out = run_example("handler", &[], "");
+    let client = out
+        .lines()
+        .filter(|l| !l.contains('@'))
+        .find_map(|l| l.strip_suffix("] onopen")?.strip_prefix('['))
+        .unwrap_or_else(|| panic!("no client onopen line in:\n{out}"));
+    let server = out
+        .lines()
+        .find_map(|l| l.strip_suffix(" @my-endpoint] onopen")?.strip_prefix('['))
+        .unwrap_or_else(|| panic!("no server onopen line in:\n{out}"));
+    assert_lines(
+        &out,
+        &[
+            &format!("[{server} @my-endpoint] onmessage: hello"),
+            &format!("[{client}] onmessage: hello"),
+            "client by handler: found",
+            &format!("[{client}] onclose: code 1000"),
+            &format!("[{server} @my-endpoint] onclose"),
+            "client by handler after close: 0",
+        ],
+    );
+}
+
+#[test]
 fn wscat_sends_stdin_lines_and_prints_messages() {
     let servers = Servers::start().unwrap();
     let program = built().join("wscat");
@@ -350,6 +375,13 @@ fn an_idle_connection_keeps_none_of_wsc_s_buffers_after_large_messages() {
     let servers = Servers::start().unwrap();
     let out = run_example("memory_test", &[&servers.echo_url()], "");
     assert!(out.starts_with("memory_test: heap in use "), "{out}");
+}
+
+#[test]
+fn the_endpoint_server_from_c() {
+    let out = run_example("server_test", &[], "");
+    assert!(out.lines().any(|l| l.starts_with("# ") && l.contains(" tests, 0 failed")), "{out}");
+    assert!(!out.contains("not ok"), "{out}");
 }
 
 /// A fresh, empty directory under the system temp dir.

@@ -204,3 +204,34 @@ fn calls_from_a_thread_local_destructor_return_their_fallbacks() {
         ]
     );
 }
+
+#[test]
+fn shutdown_stops_every_server_and_joins_its_threads() {
+    let _serial = serial_from_init();
+    wsc::register_handler("race/server-echo", |c, e| {
+        if let wsc::Event::Message(m) = e {
+            let _ = c.send_message(m.clone());
+        }
+    })
+    .unwrap();
+    let server = wsc::Server::bind("127.0.0.1:0").endpoint("echo", "race/server-echo").start().unwrap();
+    let (client, rx) = open_channel(&server.url("echo"), Options::new());
+    expect_open(&rx);
+    // a handshake in progress: half a request, never finished
+    let mut half = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    std::io::Write::write_all(&mut half, b"GET /websockets/v4/service/echo HTTP/1.1\r\n").unwrap();
+    assert_eq!(wsc::shutdown(DEADLINE), Ok(()));
+    let end = finish(&rx).1;
+    assert!(matches!(end, wsc::Event::Close { code: 1001, .. }), "{end:?}");
+    assert_nothing_left(&[client], 0);
+    let left: Vec<_> = thread_names().into_iter().filter(|(_, n)| n.starts_with("wsc-")).collect();
+    assert!(
+        left.is_empty()
+            || eventually(Duration::from_secs(2), || !thread_names().iter().any(|(_, n)| n.starts_with("wsc-"))),
+        "{left:?}"
+    );
+    assert!(matches!(wsc::Server::bind("127.0.0.1:0").start(), Err(Error::Shutdown)));
+    assert_eq!(server.stop(), Ok(()), "stopping a server that shutdown stopped only frees it");
+    wsc::init();
+    wsc::Server::bind("127.0.0.1:0").start().unwrap().stop().unwrap();
+}

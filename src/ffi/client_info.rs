@@ -2,7 +2,7 @@
 //! getClientByHandler). Strings are allocated by wsc and freed by the
 //! matching free function, so C never frees Rust memory with `free()`.
 
-use super::boundary::{call, connection, guard, out, text};
+use super::boundary::{call, guard, out, text};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
 use crate::handler::ClientInfo;
@@ -85,12 +85,14 @@ pub unsafe extern "C" fn wsc_free_clients(clients: *mut wsc_client_info, len: us
 
 /// Fills `*out_info` (caller-owned struct) for the unfinished connection
 /// `id`; release its strings with `wsc_free_client_info`.
-/// WSC_ERR_UNKNOWN_ID if it has finished or never existed.
+/// WSC_ERR_UNKNOWN_ID if it has finished or never existed, and for a
+/// server-side connection (only connections this process created are
+/// clients).
 #[no_mangle]
 pub unsafe extern "C" fn wsc_get_client(id: wsc_id, out_info: *mut wsc_client_info) -> wsc_status {
     call(|| {
         let o = out(out_info, "out_info")?;
-        let info = connection(id)?.info().ok_or(crate::Error::UnknownId)?;
+        let info = crate::handler::client(id).and_then(|c| c.info()).ok_or(crate::Error::UnknownId)?;
         *o = info.into();
         Ok(())
     })

@@ -24,6 +24,8 @@ struct Context {
     message: Option<(Vec<u8>, bool)>,
     error: Option<CString>,
     close_code: u16,
+    /// The endpoint of a server-side connection.
+    endpoint: Option<CString>,
 }
 
 thread_local! {
@@ -31,8 +33,9 @@ thread_local! {
 }
 
 impl Context {
-    fn of(event: &Event) -> Context {
-        let mut c = Context { method: c"onopen", message: None, error: None, close_code: 0 };
+    fn of(conn: &crate::Connection, event: &Event) -> Context {
+        let endpoint = conn.endpoint().and_then(|e| CString::new(e).ok());
+        let mut c = Context { method: c"onopen", message: None, error: None, close_code: 0, endpoint };
         match event {
             Event::Open => {}
             Event::Message(m) => {
@@ -87,7 +90,7 @@ pub unsafe extern "C" fn wsc_register_handler(
         crate::handler::register_handler(name, move |conn, event| {
             // Handlers run on worker threads, whose thread-locals live
             // until the handler returns: `with` cannot fail here.
-            let previous = CONTEXT.with(|slot| slot.replace(Some(Context::of(event))));
+            let previous = CONTEXT.with(|slot| slot.replace(Some(Context::of(conn, event))));
             let ud = ud;
             // SAFETY: the application's handler, called with its own user_data.
             unsafe { f(conn.id(), ud.0) };
@@ -165,6 +168,14 @@ pub extern "C" fn wsc_get_message_is_binary() -> bool {
 #[no_mangle]
 pub extern "C" fn wsc_get_error() -> *const c_char {
     context(std::ptr::null(), |c| c.error.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()))
+}
+
+/// Inside a handler: the endpoint's name for a connection a `wsc_server`
+/// accepted, valid until the handler returns; NULL for a client connection,
+/// outside a handler invocation or on another thread.
+#[no_mangle]
+pub extern "C" fn wsc_get_endpoint() -> *const c_char {
+    context(std::ptr::null(), |c| c.endpoint.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()))
 }
 
 /// onclose: the close code; 0 otherwise.

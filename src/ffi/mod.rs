@@ -16,6 +16,7 @@ mod connection;
 mod handler;
 mod lifecycle;
 mod options;
+mod server;
 mod status;
 
 pub use client_info::*;
@@ -23,6 +24,7 @@ pub use connection::*;
 pub use handler::*;
 pub use lifecycle::*;
 pub use options::*;
+pub use server::*;
 pub use status::*;
 
 /// A connection id. 0 is never a valid id; ids are never reused in a process.

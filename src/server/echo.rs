@@ -1,8 +1,7 @@
-//! A small embedded WebSocket server, so the demo and the tests need no
-//! internet: one blocking tungstenite thread per client, bound to loopback.
-//!
-//! Paths follow Dirigible's endpoint layout, `/websockets/v4/service/<endpoint>`;
-//! every path echoes each text and binary message back, answers pings, and
+//! Test peers built on plain blocking tungstenite, independent of wsc's
+//! engine, so a test of wsc is not a test of wsc against itself: an echo
+//! server (one blocking thread per client, bound to loopback) whose every
+//! path echoes each text and binary message back, answers pings and
 //! completes the closing handshake.
 //!
 //! [`Listener`] is the accept loop under it, for servers built by hand (the
@@ -14,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// The path prefix endpoints are served under.
-pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
+use super::SERVICE_PREFIX;
 
 /// A TCP listener that runs a handler on a thread of its own for every
 /// connection it accepts. Stops accepting when dropped (the drop returns

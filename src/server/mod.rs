@@ -1,0 +1,301 @@
+//! The endpoint server: Dirigible's `*.websocket` descriptors served at
+//! `/websockets/v4/service/<endpoint>`, so one handler model covers both
+//! sides of a connection and a browser can talk to a wsc application.
+//!
+//! A server is only routing and bookkeeping. Each accepted connection gets a
+//! worker thread from `lifecycle` that answers the upgrade (`accept`) and
+//! then runs the same worker loop, gate and close machinery as a client, with
+//! an id that every call takes; the named handler of its endpoint gets its
+//! events, resolved at each event as for a client. The server keeps the ids
+//! of the threads it started and of the connections it registered, so `stop`
+//! can close the connections and join every thread.
+//!
+//! [`echo`] holds test peers built on plain tungstenite, independent of this
+//! engine.
+
+mod echo;
+
+pub use echo::{echo_messages, EchoServer, Listener};
+
+use crate::accept::Route;
+use crate::connection::current_worker;
+use crate::descriptor::{self, Endpoint};
+use crate::error::Error;
+use crate::lifecycle;
+use crate::registry::registry;
+use crate::waker::StopSignal;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tungstenite::handshake::server::Request;
+
+/// The path prefix endpoints are served under.
+pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
+
+/// The page served at `/` and `/index.html`.
+const PAGE: &str = include_str!("page.html");
+
+/// Everything the server's threads share.
+pub(crate) struct ServerShared {
+    pub(crate) addr: SocketAddr,
+    endpoints: RwLock<HashMap<String, String>>,
+    origins: RwLock<Vec<String>>,
+    max_connections: AtomicUsize,
+    max_message_size: AtomicUsize,
+    handshake_timeout_ms: AtomicU64,
+    pub(crate) stop: StopSignal,
+    /// Accepted connections not finished yet (handshaking or registered).
+    pub(crate) live: AtomicUsize,
+    /// Ids of the threads it started and has not joined.
+    threads: Mutex<Vec<u64>>,
+    /// Ids of its registered connections; locked while registering one,
+    /// so `stop` either sees it or it sees `stop`.
+    pub(crate) conns: Mutex<HashSet<u64>>,
+}
+
+impl ServerShared {
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn max_message_size(&self) -> usize {
+        self.max_message_size.load(Ordering::Relaxed)
+    }
+
+    /// Notes a thread it started (forgetting those already joined).
+    pub(crate) fn started(&self, id: u64) {
+        let mut threads = self.threads.lock();
+        threads.retain(|t| !registry().was_joined(*t));
+        threads.push(id);
+    }
+
+    /// The endpoint and handler a request path names, if any.
+    pub(crate) fn endpoint_of(&self, path: &str) -> Option<(String, String)> {
+        let name = path.strip_prefix(SERVICE_PREFIX)?;
+        self.endpoints.read().get(name).map(|h| (name.to_owned(), h.clone()))
+    }
+
+    /// What to do with a request, checked in this order: page, endpoint,
+    /// Origin, handler, connection limit.
+    pub(crate) fn route(&self, request: &Request) -> Route {
+        let path = request.uri().path();
+        if path == "/" || path == "/index.html" {
+            return Route::Page(PAGE);
+        }
+        let Some((endpoint, handler)) = self.endpoint_of(path) else {
+            return Route::Refuse(404, format!("no endpoint at {path}"));
+        };
+        let origins = self.origins.read();
+        if let Some(origin) = request.headers().get("Origin").and_then(|o| o.to_str().ok()) {
+            if !origins.is_empty() && !origins.iter().any(|o| o == origin) {
+                return Route::Refuse(403, format!("origin {origin} is not allowed"));
+            }
+        }
+        if !crate::handler::is_registered(&handler) {
+            eprintln!("wsc: server {}: endpoint '{endpoint}': handler '{handler}' is not registered (503)", self.addr);
+            return Route::Refuse(503, format!("endpoint '{endpoint}' has no handler yet"));
+        }
+        let max = self.max_connections.load(Ordering::Relaxed);
+        if self.live.load(Ordering::SeqCst) > max {
+            return Route::Refuse(503, format!("this server serves at most {max} connections"));
+        }
+        Route::Upgrade
+    }
+
+    /// Stops accepting, closes its connections (1001) and joins every thread
+    /// it started.
+    fn stop(&self) -> Result<(), Error> {
+        if let Some(me) = current_worker() {
+            if self.threads.lock().contains(&me) {
+                return Err(Error::InvalidArgument(
+                    "a server cannot be stopped from one of its own handler calls: it would join its own thread".into(),
+                ));
+            }
+        }
+        self.stop.raise();
+        let first = self.threads.lock().first().copied();
+        if let Some(acceptor) = first {
+            registry().join(acceptor); // no thread starts after this
+        }
+        for id in self.conns.lock().iter() {
+            if let Some(conn) = registry().get(*id) {
+                conn.shutdown_close();
+            }
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for id in threads {
+            registry().join(id);
+        }
+        Ok(())
+    }
+}
+
+/// A running endpoint server. Stops when dropped (see [`Server::stop`]).
+pub struct Server {
+    shared: Arc<ServerShared>,
+}
+
+/// Sets up a [`Server`]: `Server::bind("127.0.0.1:8080").descriptors(dir).start()`.
+pub struct ServerBuilder {
+    bind: String,
+    descriptor_dir: Option<PathBuf>,
+    endpoints: Vec<(String, String)>,
+}
+
+impl ServerBuilder {
+    /// Loads every `*.websocket` descriptor of `dir` at start.
+    pub fn descriptors(mut self, dir: impl AsRef<Path>) -> Self {
+        self.descriptor_dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Serves `endpoint` with the handler registered as `handler`.
+    pub fn endpoint(mut self, endpoint: &str, handler: &str) -> Self {
+        self.endpoints.push((endpoint.to_owned(), handler.to_owned()));
+        self
+    }
+
+    /// Binds, loads the descriptors and starts accepting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unparsable address, a missing
+    /// descriptor directory, a bad descriptor (the message names the file
+    /// and the field), a bad endpoint name or a duplicate endpoint;
+    /// [`Error::Internal`] when the address cannot be bound (the OS error
+    /// says why); [`Error::Shutdown`] after [`crate::shutdown`].
+    pub fn start(self) -> Result<Server, Error> {
+        let addr: SocketAddr = self
+            .bind
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("'{}' is not an address such as 127.0.0.1:8080", self.bind)))?;
+        let mut endpoints = HashMap::new();
+        let loaded = match &self.descriptor_dir {
+            Some(dir) => descriptor::load_dir(dir)?,
+            None => Vec::new(),
+        };
+        let added = self.endpoints.into_iter().map(|(name, handler)| Endpoint { name, handler });
+        for e in loaded.into_iter().chain(added) {
+            descriptor::check_name(&e.name).map_err(Error::InvalidArgument)?;
+            if endpoints.insert(e.name.clone(), e.handler).is_some() {
+                return Err(Error::InvalidArgument(format!("endpoint '{}' is defined twice", e.name)));
+            }
+        }
+        let listener = TcpListener::bind(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+        let stop = StopSignal::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
+        let shared = Arc::new(ServerShared {
+            addr,
+            endpoints: RwLock::new(endpoints),
+            origins: RwLock::new(Vec::new()),
+            max_connections: AtomicUsize::new(1000),
+            max_message_size: AtomicUsize::new(64 << 20),
+            handshake_timeout_ms: AtomicU64::new(10_000),
+            stop,
+            live: AtomicUsize::new(0),
+            threads: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashSet::new()),
+        });
+        lifecycle::serve(shared.clone(), listener)?;
+        Ok(Server { shared })
+    }
+}
+
+impl Server {
+    /// A server on `bind` (`127.0.0.1:8080`; port 0 picks a free one).
+    pub fn bind(bind: &str) -> ServerBuilder {
+        ServerBuilder { bind: bind.to_owned(), descriptor_dir: None, endpoints: Vec::new() }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `ws://<addr>/websockets/v4/service/<endpoint>`.
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("ws://{}{SERVICE_PREFIX}{endpoint}", self.shared.addr)
+    }
+
+    /// Serves `endpoint` with the handler registered as `handler` from the
+    /// next connection on. The handler need not be registered yet (503
+    /// until it is).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad name or an endpoint already served.
+    pub fn add_endpoint(&self, endpoint: &str, handler: &str) -> Result<(), Error> {
+        descriptor::check_name(endpoint).map_err(Error::InvalidArgument)?;
+        if handler.is_empty() {
+            return Err(Error::InvalidArgument("a handler name must not be empty".into()));
+        }
+        let mut endpoints = self.shared.endpoints.write();
+        if endpoints.contains_key(endpoint) {
+            return Err(Error::InvalidArgument(format!("endpoint '{endpoint}' is already served")));
+        }
+        endpoints.insert(endpoint.to_owned(), handler.to_owned());
+        Ok(())
+    }
+
+    /// Limits for new connections: at most `max_connections` at once (503
+    /// past it; default 1,000), incoming messages up to `max_message_size`
+    /// (default 64 MiB), the upgrade within `handshake_timeout` (default 10 s).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zero value.
+    pub fn set_limits(
+        &self,
+        max_connections: u32,
+        max_message_size: usize,
+        handshake_timeout: Duration,
+    ) -> Result<(), Error> {
+        if max_connections == 0 || max_message_size == 0 || handshake_timeout.is_zero() {
+            return Err(Error::InvalidArgument("server limits must not be 0".into()));
+        }
+        let ms = u64::try_from(handshake_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.shared.max_connections.store(max_connections as usize, Ordering::Relaxed);
+        self.shared.max_message_size.store(max_message_size, Ordering::Relaxed);
+        self.shared.handshake_timeout_ms.store(ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Accepts browsers from `origin` (e.g. `http://127.0.0.1:8080`). With
+    /// none added any Origin is accepted; with some, a request whose Origin
+    /// is not among them gets 403 (one without an Origin header, from a
+    /// program rather than a browser, is accepted).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty origin.
+    pub fn add_allowed_origin(&self, origin: &str) -> Result<(), Error> {
+        if origin.is_empty() {
+            return Err(Error::InvalidArgument("an origin must not be empty".into()));
+        }
+        self.shared.origins.write().push(origin.to_owned());
+        Ok(())
+    }
+
+    /// Stops accepting, closes every connection of this server with 1001
+    /// (each bounded by the close timeout) and returns once every thread it
+    /// started has been joined, their last handler calls included.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when called from inside one of this
+    /// server's own handler calls (it cannot join its own thread).
+    pub fn stop(&self) -> Result<(), Error> {
+        self.shared.stop()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shared.stop();
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.shared.addr).finish()
+    }
+}
