@@ -3,7 +3,8 @@
 //! in this process, whose endpoint's handler echoes every message. The
 //! clients are `tests/interop/py_client.py` and `node_client.js`; they check
 //! the echoes themselves and print what they saw, and the wsc handler's
-//! events are checked here.
+//! events are checked here. One raw-TCP client sends what those clients (and
+//! Autobahn's fuzzingclient) never send: an unmasked frame.
 //!
 //! Without the peers installed these tests fail when `CI=true` and otherwise
 //! say loudly that they were skipped: never a silent pass.
@@ -12,7 +13,7 @@ mod common;
 
 use common::peers;
 use crossbeam_channel::{unbounded, Receiver};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wsc::{Connection, Event, Message, Server};
@@ -163,5 +164,42 @@ fn an_unknown_endpoint_is_404_for_independent_clients() {
         assert_eq!(last_json(&out), r#"{"status":404}"#, "{name}: {out}");
     }
     assert!(seen.try_recv().is_err(), "a refused upgrade gave the handler an event");
+    server.stop().unwrap();
+}
+
+/// What Autobahn's fuzzingclient never sends: an unmasked client frame. The
+/// server must fail the connection with 1002, in a Close frame that is
+/// itself unmasked (RFC 6455 5.1), and the handler sees the protocol error.
+#[test]
+fn an_unmasked_client_frame_is_refused_with_1002() {
+    let seen = echo_handler("server-interop/unmasked");
+    let server = server("unmasked", "server-interop/unmasked");
+    let mut tcp = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        tcp,
+        "GET /websockets/v4/service/unmasked HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
+    tcp.write_all(b"\x81\x05hello").unwrap(); // FIN, text, no mask bit
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(rest.len() >= 4, "no Close frame: {rest:?}");
+    assert_eq!(rest[0], 0x88, "not a Close frame: {rest:?}");
+    assert_eq!(rest[1] & 0x80, 0, "the server masked its frame: {rest:?}");
+    assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 1002, "{rest:?}");
+    assert!(matches!(next(&seen, "open"), (_, Event::Open)));
+    match next(&seen, "the end") {
+        (_, Event::Error(e)) => assert_eq!(e.kind(), wsc::ErrorKind::Protocol, "{e}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
     server.stop().unwrap();
 }

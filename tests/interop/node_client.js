@@ -62,7 +62,7 @@ function echo(url) {
       fail(`${binary ? "binary" : "text"} of ${size} bytes: got ${data.length} different bytes`);
     }
     if (binary) console.log(`ok echo text and binary of ${size} bytes`);
-    if (expected.length === 0) ws.close();
+    if (expected.length === 0) ws.close(1000);
   });
   ws.on("close", (code) => console.log(JSON.stringify({ close: code })));
 }
