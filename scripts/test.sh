@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what it needs, then runs
 # formatting and lint checks, every Rust test (engine, hostile peers, TLS,
-# C ABI and examples, interop with independent servers, load), the C
-# programs under valgrind and ASan, the Autobahn conformance suite over ws://
-# and wss://, the C API torture run, and the benchmark in quick mode (it
-# must compile and run; its numbers are not judged here).
+# C ABI and examples, interop with independent servers and clients, the
+# endpoint server in headless Chromium, load), the C programs under valgrind
+# and ASan, the Autobahn conformance suite (wsc as a client over ws:// and
+# wss://, and as a server), the C API torture run, and the benchmark in
+# quick mode (it must compile and run; its numbers are not judged here).
 #
 # A missing prerequisite fails the run when CI=true; elsewhere the affected
 # step says loudly that it was skipped and why.
@@ -17,7 +18,8 @@ step() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
 
 step "prerequisites"
 need_apt=()
-for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks; do
+# chromium: Debian's build, for tests/browser.rs (no browser download at test time)
+for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -45,7 +47,7 @@ cargo test --release --no-fail-fast
 step "C programs under valgrind and AddressSanitizer"
 bash c-examples/check.sh
 
-step "Autobahn|Testsuite over ws:// and wss://"
+step "Autobahn|Testsuite: wsc as a client over ws:// and wss://, and as a server"
 bash tests/autobahn/run.sh
 
 step "C API torture (and helgrind)"

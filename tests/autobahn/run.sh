@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Autobahn|Testsuite (RFC 6455 conformance) against wsc through its C API.
+# Autobahn|Testsuite (RFC 6455 conformance) against wsc, both sides.
 #
-#   tests/autobahn/run.sh [ws] [wss]        (default: both)
+#   tests/autobahn/run.sh [ws] [wss] [server]        (default: all three)
 #
-# Installs the suite (Python 2.7 only) into tests/autobahn/venv, builds
-# libwsc (release) and c-examples/autobahn_client.c, starts `wstest -m
-# fuzzingserver` on 127.0.0.1 only (wstest_loopback.py), runs every case but
-# 12.* and 13.* (permessage-deflate, which wsc does not offer), then prints a
-# summary and compares each case with expected-<mode>.json.
+# ws, wss: wsc as a client through its C API. Builds libwsc (release) and
+#   c-examples/autobahn_client.c, starts `wstest -m fuzzingserver` on
+#   127.0.0.1 only (wstest_loopback.py) and lets the client run every case.
+# server: wsc as a server. Starts the demo's endpoint server
+#   (`target/release/examples/demo --serve PORT`: endpoint `echo`, whose
+#   handler echoes every message) on 127.0.0.1 and runs `wstest -m
+#   fuzzingclient` against ws://127.0.0.1:PORT/websockets/v4/service/echo.
+#
+# Installs the suite (Python 2.7 only) into tests/autobahn/venv, runs every
+# case but 12.* and 13.* (permessage-deflate, which wsc does not offer), then
+# prints a summary and compares each case with expected-<mode>.json.
 #
 # Fails on any FAILED or UNIMPLEMENTED case, a missing case, or a result that
 # differs from the expected file. Without Python 2.7 or the suite it fails
@@ -23,7 +29,7 @@ root=$(cd "$here/../.." && pwd)
 venv=$here/venv
 reports=$here/reports
 modes=("$@")
-[[ ${#modes[@]} -gt 0 ]] || modes=(ws wss)
+[[ ${#modes[@]} -gt 0 ]] || modes=(ws wss server)
 
 unavailable() {
   if [[ ${CI:-} == true ]]; then
@@ -58,8 +64,8 @@ install_suite() {
 }
 
 build_driver() {
-  echo "autobahn: building libwsc (release) and c-examples/autobahn_client.c"
-  (cd "$root" && cargo build --release --lib --quiet)
+  echo "autobahn: building libwsc and the demo (release) and c-examples/autobahn_client.c"
+  (cd "$root" && cargo build --release --lib --example demo --quiet)
   mkdir -p "$root/target/autobahn"
   cc -std=c99 -Wall -Wextra -Werror -I"$root/include" "$root/c-examples/autobahn_client.c" \
     -L"$root/target/release" -lwsc -lpthread -Wl,-rpath,"$root/target/release" \
@@ -70,7 +76,8 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Waits until the fuzzingserver accepts connections (or has died).
+# Waits until the server on PORT (process PID: the fuzzingserver or wsc's
+# endpoint server) accepts connections, or has died.
 wait_listening() {
   local port=$1 pid=$2
   python3 - "$port" "$pid" <<'EOF'
@@ -81,13 +88,13 @@ while time.time() < deadline:
     try:
         os.kill(pid, 0)
     except OSError:
-        sys.exit("the fuzzingserver exited before listening")
+        sys.exit("the server exited before listening")
     try:
         socket.create_connection(("127.0.0.1", port), 0.5).close()
         sys.exit(0)
     except OSError:
         time.sleep(0.1)
-sys.exit("the fuzzingserver did not listen within 60 s")
+sys.exit("the server did not listen within 60 s")
 EOF
 }
 
@@ -135,11 +142,18 @@ run_mode() {
   echo "autobahn: $mode: driver finished in $(($(date +%s) - started)) s (exit $driver_rc; log: tests/autobahn/reports/$mode/client.log)"
   [[ $driver_rc -eq 0 ]] || { tail -20 "$dir/client.log"; return 1; }
 
-  local args=("$dir/clients/index.json" "$here/expected-$mode.json")
+  check_results "$mode" "$dir/clients/index.json"
+}
+
+# Compares a report (index.json) with expected-<mode>.json, or with
+# AUTOBAHN_CASES set only checks that no case FAILED or is UNIMPLEMENTED.
+check_results() {
+  local mode=$1 index=$2
+  local args=("$index" "$here/expected-$mode.json")
   [[ ${AUTOBAHN_UPDATE_EXPECTED:-} == 1 ]] && args+=(--update)
   if [[ -n ${AUTOBAHN_CASES:-} ]]; then
     echo "autobahn: $mode: AUTOBAHN_CASES set: only FAILED/UNIMPLEMENTED are checked"
-    python3 - "$dir/clients/index.json" <<'EOF'
+    python3 - "$index" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))["wsc"]
 bad = sorted(c for c, v in r.items() if {v["behavior"], v["behaviorClose"]} & {"FAILED", "UNIMPLEMENTED"})
@@ -151,6 +165,36 @@ EOF
   python3 "$here/summary.py" "${args[@]}"
 }
 
+# wsc as a server: the demo's endpoint server (endpoint `echo`) on
+# 127.0.0.1, and the fuzzingclient connecting to it.
+run_server_mode() {
+  local mode=server port dir url started
+  port=$(free_port)
+  dir=$reports/$mode
+  rm -rf "$dir" && mkdir -p "$dir"
+  url="ws://127.0.0.1:$port/websockets/v4/service/echo"
+  printf '{"outdir": "./servers", "servers": [{"agent": "wsc", "url": "%s"}], "cases": %s, "exclude-cases": ["12.*", "13.*"], "exclude-agent-cases": {}}\n' \
+    "$url" "$(cases_json)" >"$dir/fuzzingclient.json"
+
+  echo "autobahn: $mode: wsc endpoint server (examples/demo.rs --serve) at $url"
+  "$root/target/release/examples/demo" --serve "$port" >"$dir/server.log" 2>&1 &
+  server_pid=$!
+  wait_listening "$port" "$server_pid" || { tail -20 "$dir/server.log"; return 1; }
+
+  started=$(date +%s)
+  local client_rc=0
+  (cd "$dir" && exec timeout 1800 "$venv/py2/bin/python" "$here/wstest_loopback.py" -m fuzzingclient \
+    -s fuzzingclient.json >client.log 2>&1) || client_rc=$?
+  # The server must still be serving after every case.
+  local alive=0
+  kill -0 "$server_pid" 2>/dev/null || alive=$?
+  stop_server
+  echo "autobahn: $mode: fuzzingclient finished in $(($(date +%s) - started)) s (exit $client_rc; logs: tests/autobahn/reports/$mode/{client,server}.log)"
+  [[ $client_rc -eq 0 ]] || { tail -20 "$dir/client.log"; return 1; }
+  [[ $alive -eq 0 ]] || { echo "autobahn: $mode: the wsc server died during the run"; tail -20 "$dir/server.log"; return 1; }
+  check_results "$mode" "$dir/servers/index.json"
+}
+
 install_suite
 build_driver
 certs=$root/tests/interop/certs
@@ -160,7 +204,8 @@ status=0
 for mode in "${modes[@]}"; do
   case $mode in
   ws | wss) run_mode "$mode" || status=1 ;;
-  *) echo "unknown mode '$mode' (ws or wss)" >&2; exit 2 ;;
+  server) run_server_mode || status=1 ;;
+  *) echo "unknown mode '$mode' (ws, wss or server)" >&2; exit 2 ;;
   esac
 done
 if [[ $status -eq 0 ]]; then

@@ -1,5 +1,6 @@
-"""Summarises an Autobahn|Testsuite client report and compares it with the
-committed per-case expectations, so a regression shows case by case.
+"""Summarises an Autobahn|Testsuite report (wsc as a client or as a server)
+and compares it with the committed per-case expectations, so a regression
+shows case by case.
 
     summary.py INDEX_JSON EXPECTED_JSON [--update]
 
