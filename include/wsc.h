@@ -139,8 +139,9 @@ typedef struct wsc_client_info {
  * Callbacks of one connection. Any member may be NULL.
  *
  * Every callback runs on the connection's own worker thread, never two of
- * one connection at once, in order: `on_open` at most once and first, then
- * messages, then exactly one of `on_error` / `on_close`, last. Pointers
+ * one connection at once, in order: `on_open` once per successful
+ * (re)connect (at most once without reconnect) and first, then messages,
+ * then exactly one of `on_error` / `on_close`, last. Pointers
  * passed to a callback are valid only during that call; copy what you keep.
  * A callback may call any wsc function, including `wsc_close` on its own id.
  */
@@ -171,6 +172,14 @@ typedef struct wsc_callbacks {
  * name, on their worker threads; ask the event context what happened.
  */
 typedef void (*wsc_handler_fn)(wsc_id id, void *user_data);
+
+/**
+ * Called before each reconnect attempt (see `wsc_options_set_reconnect`),
+ * on the connection's worker thread, with the attempt's number (from 1),
+ * the delay before it in milliseconds, why the connection was lost
+ * (valid during the call only) and the connection's `user_data`.
+ */
+typedef void (*wsc_on_reconnecting_fn)(uint64_t id, uint32_t attempt, uint32_t delay_ms, const char *reason, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -370,6 +379,16 @@ const char *wsc_get_error(void);
 const char *wsc_get_endpoint(void);
 
 /**
+ * onreconnecting: the retry's number, from 1; 0 otherwise.
+ */
+uint32_t wsc_get_reconnect_attempt(void);
+
+/**
+ * onreconnecting: the delay before the retry, in milliseconds; 0 otherwise.
+ */
+uint32_t wsc_get_reconnect_delay_ms(void);
+
+/**
  * onclose: the close code; 0 otherwise.
  */
 uint16_t wsc_get_close_code(void);
@@ -532,6 +551,26 @@ enum wsc_status wsc_options_set_proxy(struct wsc_options *o, const char *proxy_u
  * then `all_proxy`; upper-case accepted except `HTTP_PROXY`; see the README).
  */
 enum wsc_status wsc_options_set_proxy_from_env(struct wsc_options *o, bool enabled);
+
+/**
+ * The options to use: the caller's, or the defaults for NULL.
+ * Reconnects after an unexpected loss, keeping the id: retries with
+ * exponential backoff and full jitter from `min_delay_ms` up to
+ * `max_delay_ms`, at most `max_attempts` times (0: unlimited). Each retry
+ * is announced to `on_reconnecting` (see `wsc_options_set_on_reconnecting`);
+ * `on_open` runs again on success (once per successful (re)connect); the
+ * one terminal callback comes when wsc gives up or the application closes.
+ * What is retried and what happens to queued messages: README, "Reconnect".
+ * WSC_ERR_INVALID_ARGUMENT if `max_delay_ms` is 0 or below `min_delay_ms`.
+ */
+enum wsc_status wsc_options_set_reconnect(struct wsc_options *o, uint32_t min_delay_ms, uint32_t max_delay_ms, uint32_t max_attempts);
+
+/**
+ * Sets the callback announcing each reconnect attempt (NULL: none), for
+ * connections made with `wsc_connect`; it gets the connection's
+ * `user_data`. A named handler sees the same as method "onreconnecting".
+ */
+enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_reconnecting_fn f);
 
 /**
  * Starts an endpoint server on `bind_address` ("127.0.0.1:8080"; port 0

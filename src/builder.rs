@@ -13,6 +13,7 @@ type OnOpen = Box<dyn FnMut(&Connection) + Send>;
 type OnMessage = Box<dyn FnMut(&Connection, Message) + Send>;
 type OnError = Box<dyn FnMut(&Connection, &ConnectionError) + Send>;
 type OnClose = Box<dyn FnMut(&Connection, u16, &str) + Send>;
+type OnReconnecting = Box<dyn FnMut(&Connection, u32, std::time::Duration, &ConnectionError) + Send>;
 
 /// Starts a connection, callback style (the App Services `WebsocketClient`):
 ///
@@ -35,6 +36,7 @@ pub struct Builder {
     on_message: Option<OnMessage>,
     on_error: Option<OnError>,
     on_close: Option<OnClose>,
+    on_reconnecting: Option<OnReconnecting>,
 }
 
 impl Builder {
@@ -47,6 +49,7 @@ impl Builder {
             on_message: None,
             on_error: None,
             on_close: None,
+            on_reconnecting: None,
         }
     }
 
@@ -83,6 +86,17 @@ impl Builder {
         self
     }
 
+    /// With reconnect on ([`Options::reconnect`]): called before each retry
+    /// with its number (from 1), the delay before it, and what went wrong;
+    /// `on_open` runs again when it succeeds.
+    pub fn on_reconnecting(
+        mut self,
+        f: impl FnMut(&Connection, u32, std::time::Duration, &ConnectionError) + Send + 'static,
+    ) -> Self {
+        self.on_reconnecting = Some(Box::new(f));
+        self
+    }
+
     /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
     ///
     /// # Errors
@@ -91,10 +105,14 @@ impl Builder {
     /// [`crate::init`]); [`Error::Internal`] if the system refuses an eventfd
     /// or a thread.
     pub fn connect(self) -> Result<Connection, Error> {
-        let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close } = self;
+        let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close, mut on_reconnecting } =
+            self;
         let sink: Sink = Box::new(move |c, ev| match ev {
             Event::Open => on_open.as_mut().map_or((), |f| f(c)),
             Event::Message(m) => on_message.as_mut().map_or((), |f| f(c, m)),
+            Event::Reconnecting { attempt, delay, reason } => {
+                on_reconnecting.as_mut().map_or((), |f| f(c, attempt, delay, &reason))
+            }
             Event::Error(e) => on_error.as_mut().map_or((), |f| f(c, &e)),
             Event::Close { code, reason } => on_close.as_mut().map_or((), |f| f(c, code, &reason)),
         });

@@ -177,9 +177,11 @@ impl Shared {
         self.close_requested.load(Ordering::SeqCst)
     }
 
-    /// True if `close` arrived while connecting: the worker abandons the handshake.
-    pub(crate) fn aborted(&self) -> bool {
-        self.close_requested() && self.state() == Some(State::Closing)
+    /// Worker, with reconnect: back to connecting for another try. Returns
+    /// false if the application closed meanwhile (the try is abandoned).
+    pub(crate) fn mark_reconnecting(&self) -> bool {
+        self.state.store(State::Connecting as u8, Ordering::SeqCst);
+        !self.close_requested()
     }
 
     /// Worker: a value that changes whenever a command has been queued.

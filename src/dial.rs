@@ -215,6 +215,12 @@ fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
     match e {
         E::Http(response) => {
             let status = response.status();
+            // Retry-After in seconds (an HTTP date is rare here and ignored).
+            let retry_after = response
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(std::time::Duration::from_secs);
             ConnectionError::new(
                 ErrorKind::Handshake { status: Some(status.as_u16()) },
                 format!(
@@ -223,6 +229,7 @@ fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
                     status.canonical_reason().unwrap_or("")
                 ),
             )
+            .with_retry_after(retry_after)
         }
         E::Io(io) => ConnectionError::new(
             ErrorKind::ConnectionLost,

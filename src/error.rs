@@ -104,11 +104,22 @@ pub enum ErrorKind {
 pub struct ConnectionError {
     kind: ErrorKind,
     message: String,
+    /// A refused upgrade's `Retry-After`, for reconnect.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ConnectionError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ConnectionError { kind, message: message.into() }
+        ConnectionError { kind, message: message.into(), retry_after: None }
+    }
+
+    pub(crate) fn with_retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// The category of failure.

@@ -51,8 +51,9 @@ impl Message {
     }
 }
 
-/// One event of a connection. `Open` comes at most once and first; exactly one
-/// of `Error` or `Close` comes last, and nothing follows it.
+/// One event of a connection. `Open` comes first, once per successful
+/// (re)connect (at most once without reconnect); exactly one of `Error` or
+/// `Close` comes last, and nothing follows it.
 ///
 /// New kinds of event may be added in a minor release: `match` with a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,17 @@ pub enum Event {
     Message(Message),
     /// The connection failed (terminal).
     Error(ConnectionError),
+    /// With reconnect on: the connection was lost (or a connect failed) and
+    /// wsc tries again after `delay`; `on_open` follows on success. Not
+    /// terminal.
+    Reconnecting {
+        /// The retry's number, from 1.
+        attempt: u32,
+        /// How long wsc waits before it.
+        delay: std::time::Duration,
+        /// What went wrong.
+        reason: ConnectionError,
+    },
     /// The connection closed (terminal): the peer's close code and reason after
     /// a closing handshake, or 1006 when the application closed it and the
     /// handshake could not complete (closed while connecting, close timeout).
@@ -81,11 +93,13 @@ impl Event {
         matches!(self, Event::Error(_) | Event::Close { .. })
     }
 
-    /// The Dirigible-style method name: `onopen`, `onmessage`, `onerror`, `onclose`.
+    /// The Dirigible-style method name: `onopen`, `onmessage`,
+    /// `onreconnecting`, `onerror`, `onclose`.
     pub fn method(&self) -> &'static str {
         match self {
             Event::Open => "onopen",
             Event::Message(_) => "onmessage",
+            Event::Reconnecting { .. } => "onreconnecting",
             Event::Error(_) => "onerror",
             Event::Close { .. } => "onclose",
         }

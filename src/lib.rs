@@ -109,6 +109,7 @@ mod handler;
 mod lifecycle;
 mod options;
 mod proxy;
+mod reconnect;
 mod registry;
 mod stream;
 mod target;
@@ -129,5 +130,6 @@ pub use handler::{
 };
 pub use lifecycle::{init, shutdown};
 pub use options::Options;
+pub use reconnect::Reconnect;
 pub use server::{Server, ServerBuilder};
 pub use tungstenite::{Bytes, Utf8Bytes};

@@ -28,6 +28,7 @@ pub struct Options {
     /// `None`: not set (the environment may name one); its `Debug` hides credentials.
     pub(crate) proxy: Option<ProxySetting>,
     pub(crate) proxy_from_env: bool,
+    pub(crate) reconnect: Option<crate::reconnect::Reconnect>,
 }
 
 impl Default for Options {
@@ -43,6 +44,7 @@ impl Default for Options {
             max_frame_size: 16 << 20,
             max_buffered_bytes: 64 << 20,
             flow_control: false,
+            reconnect: None,
             read_buffer_size: 8 << 10,
             stack_size: 256 << 10,
             tls: TlsOptions::default(),
@@ -152,6 +154,23 @@ impl Options {
             return Err(Error::InvalidArgument("max_buffered_bytes must be at least 1".into()));
         }
         self.max_buffered_bytes = bytes;
+        Ok(self)
+    }
+
+    /// Reconnects after an unexpected loss, keeping the connection's id:
+    /// `on_reconnecting` announces each retry, `on_open` runs again on
+    /// success, and the one terminal event comes only when wsc gives up or
+    /// the application closes. Off by default. What is retried, the backoff
+    /// and what happens to queued messages: see the README.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `max_delay` is zero or smaller than
+    /// `min_delay`.
+    pub fn reconnect(&mut self, settings: crate::Reconnect) -> Result<&mut Self, Error> {
+        if settings.max_delay.is_zero() || settings.max_delay < settings.min_delay {
+            return Err(Error::InvalidArgument("reconnect: max_delay must be positive and at least min_delay".into()));
+        }
+        self.reconnect = Some(settings);
         Ok(self)
     }
 

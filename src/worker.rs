@@ -19,6 +19,7 @@ use crate::error::{panic_text, ConnectionError, ErrorKind};
 use crate::event::{Event, Message};
 use crate::gate::Gate;
 use crate::options::Options;
+use crate::reconnect::{retried_close, retried_failure, Backoff, Retry};
 use crate::stream::{raw_fd, Stream};
 use crate::target::Target;
 use crate::waker::{deadline_in, Interest};
@@ -59,8 +60,39 @@ struct Idle;
 /// event (undelivered). Callbacks before it go to `sink`.
 pub(crate) fn run(conn: &Connection, sink: &mut Sink, target: &Target, options: &Options, queues: Queues) -> Event {
     let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
-    let mut worker = Worker { conn, sink, options, queues, gate };
-    worker.connect_and_serve(target).into()
+    let mut worker = Worker { conn, sink, options, queues, gate, opened_at: None };
+    let Some(settings) = options.reconnect else {
+        return worker.connect_and_serve(target).into();
+    };
+    let mut backoff = Backoff::new(settings, conn.id());
+    loop {
+        let end = worker.connect_and_serve(target);
+        if let Some(opened) = worker.opened_at.take() {
+            backoff.opened_for(opened.elapsed());
+        }
+        if conn.shared().close_requested() {
+            return end.into(); // nothing is retried after the application closed
+        }
+        let retry = match &end {
+            Terminal::Failed(e, _) => retried_failure(e),
+            Terminal::Closed { code, reason } => retried_close(*code, reason),
+        };
+        let Some(Retry { reason, retry_after }) = retry else {
+            return end.into();
+        };
+        let Some((attempt, delay)) = backoff.next(retry_after) else {
+            return Event::Error(reason); // the last retry failed too
+        };
+        if !conn.shared().mark_reconnecting() {
+            return closed_while_connecting().into();
+        }
+        if let Err(end) = worker.deliver(Event::Reconnecting { attempt, delay, reason }) {
+            return end.into();
+        }
+        if !worker.back_off(delay) {
+            return closed_while_connecting().into();
+        }
+    }
 }
 
 /// Serves a connection a server accepted (its upgrade already answered)
@@ -74,7 +106,7 @@ pub(crate) fn run_accepted(
     queues: Queues,
 ) -> Event {
     let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
-    let mut worker = Worker { conn, sink, options, queues, gate };
+    let mut worker = Worker { conn, sink, options, queues, gate, opened_at: None };
     if !conn.shared().mark_open(None) {
         return closed_while_connecting().into();
     }
@@ -96,12 +128,30 @@ struct Worker<'a> {
     options: &'a Options,
     queues: Queues,
     gate: Gate,
+    /// When the current (re)connect opened, for reconnect's backoff reset.
+    opened_at: Option<Instant>,
 }
 
 impl Worker<'_> {
+    /// Waits out a reconnect delay; false if the application closed meanwhile.
+    fn back_off(&self, delay: Duration) -> bool {
+        let shared = self.conn.shared();
+        let deadline = deadline_in(delay);
+        loop {
+            if shared.close_requested() {
+                return false;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return true;
+            }
+            // No socket: only `close` (which always signals) or the deadline wakes it.
+            shared.waker.wait(-1, Interest { read: false, write: false }, deadline);
+        }
+    }
+
     fn connect_and_serve(&mut self, target: &Target) -> Terminal {
         let shared = self.conn.shared();
-        let aborted = || shared.aborted();
+        let aborted = || shared.close_requested();
         let dial = Dial {
             target,
             options: self.options,
@@ -123,6 +173,7 @@ impl Worker<'_> {
     /// From `on_open` to the end: the same for both sides of a connection.
     fn open_phase(&mut self, ws: WebSocket<Stream>, role: Role) -> Terminal {
         let mut session = Session::new(ws, role, self.options);
+        self.opened_at = Some(Instant::now());
         let end = match self.deliver(Event::Open) {
             Ok(()) => {
                 fault_point(self.conn.uri());
@@ -135,6 +186,9 @@ impl Worker<'_> {
             }
             Err(end) => end,
         };
+        // Bytes handed to the socket are lost with it (a reconnect resends
+        // only what was still queued).
+        self.conn.shared().unbuffer(std::mem::take(&mut session.in_flight));
         session.end(self, end)
     }
 
@@ -348,7 +402,9 @@ impl Session {
             }
         }
         let can_write = self.ws.can_write();
-        while self.in_flight < WRITE_BATCH {
+        // Once a Close is under way no data goes out (with reconnect, what is
+        // still queued waits for the next connection).
+        while self.in_flight < WRITE_BATCH && !matches!(self.closing, Closing::Underway { .. }) {
             let Ok(msg) = w.queues.data.try_recv() else {
                 break;
             };
@@ -468,15 +524,21 @@ impl Session {
     }
 
     fn peer_closed(&mut self, w: &mut Worker, peer: (u16, String)) {
+        let code = peer.0;
         self.needs_flush = true; // tungstenite queued the Close reply
         w.conn.shared().mark_closing();
         self.closing = match std::mem::replace(&mut self.closing, Closing::No) {
             Closing::Underway { deadline, .. } => Closing::Underway { deadline, peer: Some(peer) },
             _ => Closing::Underway { deadline: deadline_in(self.close_timeout), peer: Some(peer) },
         };
-        // Messages still queued can no longer be sent.
-        while let Ok(m) = w.queues.data.try_recv() {
-            w.conn.shared().unbuffer(m.len());
+        // Messages still queued can no longer be sent on this connection;
+        // with reconnect they wait for the next one if the peer asked for a
+        // later try.
+        let kept = w.options.reconnect.is_some() && retried_close(code, "").is_some();
+        if !kept {
+            while let Ok(m) = w.queues.data.try_recv() {
+                w.conn.shared().unbuffer(m.len());
+            }
         }
     }
 

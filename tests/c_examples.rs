@@ -384,6 +384,13 @@ fn the_endpoint_server_from_c() {
     assert!(!out.contains("not ok"), "{out}");
 }
 
+#[test]
+fn reconnect_from_c() {
+    let out = run_example("reconnect_test", &[], "");
+    assert!(out.lines().any(|l| l.starts_with("# ") && l.contains(" tests, 0 failed")), "{out}");
+    assert!(!out.contains("not ok"), "{out}");
+}
+
 /// A fresh, empty directory under the system temp dir.
 fn temp_prefix(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsc-{name}-{}", std::process::id()));

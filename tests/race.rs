@@ -235,3 +235,24 @@ fn shutdown_stops_every_server_and_joins_its_threads() {
     wsc::init();
     wsc::Server::bind("127.0.0.1:0").start().unwrap().stop().unwrap();
 }
+
+#[test]
+fn shutdown_during_a_reconnect_backoff_ends_it_at_once() {
+    let _serial = serial_from_init();
+    let port = closed_port();
+    let mut o = Options::new();
+    o.reconnect(wsc::Reconnect {
+        min_delay: Duration::from_secs(60),
+        max_delay: Duration::from_secs(60),
+        max_attempts: 0,
+    })
+    .unwrap();
+    let (conn, rx) = open_channel(&format!("ws://127.0.0.1:{port}/"), o);
+    let ev = next_event(&rx, "reconnecting");
+    assert!(matches!(ev, wsc::Event::Reconnecting { attempt: 1, .. }), "{ev:?}");
+    assert_eq!(wsc::shutdown(DEADLINE), Ok(()));
+    let end = finish(&rx).1;
+    assert!(matches!(end, wsc::Event::Close { code: 1006, .. }), "{end:?}");
+    assert_nothing_left(&[conn], 0);
+    wsc::init();
+}

@@ -1,7 +1,7 @@
 //! `wsc_connect` and the calls on a connection id.
 
 use super::boundary::{bytes, call, connection, optional_text, out, text as c_text};
-use super::options::{or_default, wsc_options};
+use super::options::{on_reconnecting_of, or_default, wsc_on_reconnecting_fn, wsc_options};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
 use crate::connection::{Connection, Sink};
@@ -14,8 +14,9 @@ use std::time::Duration;
 /// Callbacks of one connection. Any member may be NULL.
 ///
 /// Every callback runs on the connection's own worker thread, never two of
-/// one connection at once, in order: `on_open` at most once and first, then
-/// messages, then exactly one of `on_error` / `on_close`, last. Pointers
+/// one connection at once, in order: `on_open` once per successful
+/// (re)connect (at most once without reconnect) and first, then messages,
+/// then exactly one of `on_error` / `on_close`, last. Pointers
 /// passed to a callback are valid only during that call; copy what you keep.
 /// A callback may call any wsc function, including `wsc_close` on its own id.
 #[repr(C)]
@@ -53,7 +54,7 @@ const KEPT_TEXT_BUFFER: usize = 64 << 10;
 
 /// Translates events into the C callbacks. Text gets a trailing NUL in a
 /// buffer reused across messages, so only text pays one copy.
-fn c_sink(cb: wsc_callbacks, user_data: UserData) -> Sink {
+fn c_sink(cb: wsc_callbacks, on_reconnecting: wsc_on_reconnecting_fn, user_data: UserData) -> Sink {
     let mut text_buf: Vec<u8> = Vec::new();
     Box::new(move |conn: &Connection, event: Event| {
         let (id, ud) = (conn.id(), user_data);
@@ -79,6 +80,13 @@ fn c_sink(cb: wsc_callbacks, user_data: UserData) -> Sink {
                     buf.extend_from_slice(t.as_bytes());
                     buf.push(0);
                     unsafe { f(id, buf.as_ptr(), t.len(), false, ud.0) }
+                }
+            }
+            Event::Reconnecting { attempt, delay, reason } => {
+                if let Some(f) = on_reconnecting {
+                    let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+                    let r = c_string(reason.message());
+                    unsafe { f(id, attempt, ms, r.as_ptr(), ud.0) }
                 }
             }
             Event::Error(e) => {
@@ -117,7 +125,8 @@ pub unsafe extern "C" fn wsc_connect(
         // SAFETY: NULL or a valid wsc_callbacks per the header's contract.
         let cb = *unsafe { callbacks.as_ref() }.ok_or_else(|| Error::InvalidArgument("callbacks is NULL".into()))?;
         let out_id = out(out_id, "out_id")?;
-        let conn = start(uri, &or_default(options), None, c_sink(cb, UserData(user_data)))?;
+        let conn =
+            start(uri, &or_default(options), None, c_sink(cb, on_reconnecting_of(options), UserData(user_data)))?;
         *out_id = conn.id();
         Ok(())
     })

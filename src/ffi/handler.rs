@@ -26,6 +26,8 @@ struct Context {
     close_code: u16,
     /// The endpoint of a server-side connection.
     endpoint: Option<CString>,
+    /// onreconnecting: the attempt and its delay in milliseconds.
+    reconnect: (u32, u32),
 }
 
 thread_local! {
@@ -35,7 +37,8 @@ thread_local! {
 impl Context {
     fn of(conn: &crate::Connection, event: &Event) -> Context {
         let endpoint = conn.endpoint().and_then(|e| CString::new(e).ok());
-        let mut c = Context { method: c"onopen", message: None, error: None, close_code: 0, endpoint };
+        let mut c =
+            Context { method: c"onopen", message: None, error: None, close_code: 0, endpoint, reconnect: (0, 0) };
         match event {
             Event::Open => {}
             Event::Message(m) => {
@@ -44,6 +47,11 @@ impl Context {
                 data.extend_from_slice(m.as_bytes());
                 data.push(0);
                 c.message = Some((data, matches!(m, Message::Binary(_))));
+            }
+            Event::Reconnecting { attempt, delay, reason } => {
+                c.method = c"onreconnecting";
+                c.error = Some(CString::new(reason.message().replace('\0', " ")).unwrap_or_default());
+                c.reconnect = (*attempt, u32::try_from(delay.as_millis()).unwrap_or(u32::MAX));
             }
             Event::Error(e) => {
                 c.method = c"onerror";
@@ -176,6 +184,18 @@ pub extern "C" fn wsc_get_error() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn wsc_get_endpoint() -> *const c_char {
     context(std::ptr::null(), |c| c.endpoint.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()))
+}
+
+/// onreconnecting: the retry's number, from 1; 0 otherwise.
+#[no_mangle]
+pub extern "C" fn wsc_get_reconnect_attempt() -> u32 {
+    context(0, |c| c.reconnect.0)
+}
+
+/// onreconnecting: the delay before the retry, in milliseconds; 0 otherwise.
+#[no_mangle]
+pub extern "C" fn wsc_get_reconnect_delay_ms() -> u32 {
+    context(0, |c| c.reconnect.1)
 }
 
 /// onclose: the close code; 0 otherwise.

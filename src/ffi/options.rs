@@ -4,7 +4,7 @@ use super::boundary::{call, guard, text};
 use super::status::wsc_status;
 use crate::error::Error;
 use crate::options::Options;
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 /// Connection options. Create with `wsc_options_new`, free with
@@ -12,7 +12,16 @@ use std::time::Duration;
 /// like. Not thread-safe: do not modify one from two threads at once.
 pub struct wsc_options {
     pub(crate) inner: Options,
+    /// C callbacks that come through the options (`wsc_callbacks` is frozen).
+    pub(crate) on_reconnecting: wsc_on_reconnecting_fn,
 }
+
+/// Called before each reconnect attempt (see `wsc_options_set_reconnect`),
+/// on the connection's worker thread, with the attempt's number (from 1),
+/// the delay before it in milliseconds, why the connection was lost
+/// (valid during the call only) and the connection's `user_data`.
+pub type wsc_on_reconnecting_fn =
+    Option<unsafe extern "C" fn(id: u64, attempt: u32, delay_ms: u32, reason: *const c_char, user_data: *mut c_void)>;
 
 fn with(o: *mut wsc_options, f: impl FnOnce(&mut Options) -> Result<(), Error>) -> wsc_status {
     call(|| {
@@ -32,7 +41,9 @@ fn millis(ms: u32) -> Duration {
 /// out of memory.
 #[no_mangle]
 pub extern "C" fn wsc_options_new() -> *mut wsc_options {
-    guard(std::ptr::null_mut(), || Box::into_raw(Box::new(wsc_options { inner: Options::default() })))
+    guard(std::ptr::null_mut(), || {
+        Box::into_raw(Box::new(wsc_options { inner: Options::default(), on_reconnecting: None }))
+    })
 }
 
 /// Frees options from `wsc_options_new`. NULL is a no-op.
@@ -205,6 +216,50 @@ pub unsafe extern "C" fn wsc_options_set_proxy_from_env(o: *mut wsc_options, ena
 }
 
 /// The options to use: the caller's, or the defaults for NULL.
+/// Reconnects after an unexpected loss, keeping the id: retries with
+/// exponential backoff and full jitter from `min_delay_ms` up to
+/// `max_delay_ms`, at most `max_attempts` times (0: unlimited). Each retry
+/// is announced to `on_reconnecting` (see `wsc_options_set_on_reconnecting`);
+/// `on_open` runs again on success (once per successful (re)connect); the
+/// one terminal callback comes when wsc gives up or the application closes.
+/// What is retried and what happens to queued messages: README, "Reconnect".
+/// WSC_ERR_INVALID_ARGUMENT if `max_delay_ms` is 0 or below `min_delay_ms`.
+#[no_mangle]
+pub unsafe extern "C" fn wsc_options_set_reconnect(
+    o: *mut wsc_options,
+    min_delay_ms: u32,
+    max_delay_ms: u32,
+    max_attempts: u32,
+) -> wsc_status {
+    with(o, |opts| {
+        opts.reconnect(crate::Reconnect {
+            min_delay: millis(min_delay_ms),
+            max_delay: millis(max_delay_ms),
+            max_attempts,
+        })
+        .map(drop)
+    })
+}
+
+/// Sets the callback announcing each reconnect attempt (NULL: none), for
+/// connections made with `wsc_connect`; it gets the connection's
+/// `user_data`. A named handler sees the same as method "onreconnecting".
+#[no_mangle]
+pub unsafe extern "C" fn wsc_options_set_on_reconnecting(o: *mut wsc_options, f: wsc_on_reconnecting_fn) -> wsc_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or a pointer from wsc_options_new.
+        let o = unsafe { o.as_mut() }.ok_or_else(|| Error::InvalidArgument("options is NULL".into()))?;
+        o.on_reconnecting = f;
+        Ok(())
+    })
+}
+
+/// The reconnect callback set on `o` (NULL options: none).
+pub(crate) fn on_reconnecting_of(o: *const wsc_options) -> wsc_on_reconnecting_fn {
+    // SAFETY: the caller passes NULL or a pointer from wsc_options_new.
+    unsafe { o.as_ref() }.and_then(|o| o.on_reconnecting)
+}
+
 pub(crate) fn or_default(o: *const wsc_options) -> Options {
     // SAFETY: the caller passes NULL or a pointer from wsc_options_new.
     unsafe { o.as_ref() }.map_or_else(Options::default, |o| o.inner.clone())
