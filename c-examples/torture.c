@@ -20,6 +20,11 @@
  * WSC_ERR_UNKNOWN_ID, no thread but main is left (/proc/self/task) and no
  * file descriptor is left open (/proc/self/fd).
  *
+ * With TORTURE_RECONNECT=1 every connection has reconnect on (1-50 ms
+ * backoff, unlimited) and an on_reconnecting callback, while run.sh kills
+ * the peer with SIGKILL and restarts it at random: the same checks hold
+ * (on_open may now come once per reconnect).
+ *
  * Built and run by tests/torture/run.sh (also under helgrind / drd).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -199,6 +204,19 @@ static void on_close(wsc_id id, uint16_t code, const char *reason, void *ud)
 
 static const wsc_callbacks callbacks = {on_open, on_message, on_error, on_close};
 
+static unsigned long n_reconnecting;
+
+static void on_reconnecting(wsc_id id, uint32_t attempt, uint32_t delay_ms, const char *reason, void *ud)
+{
+    struct conn *c = ud;
+    enter(c);
+    count(&n_reconnecting);
+    if (attempt == 0 || delay_ms > 50 || reason == NULL)
+        bad("on_reconnecting arguments", id, WSC_OK);
+    poke(id, &c->seed);
+    leave(c, 0);
+}
+
 /* A random id: usually a known one (live or finished), sometimes bogus. */
 static wsc_id pick(unsigned *seed)
 {
@@ -319,6 +337,10 @@ int main(int argc, char **argv)
     wsc_options_set_connect_timeout_ms(options, 2000);
     wsc_options_set_close_timeout_ms(options, 2000);
     wsc_options_set_max_buffered_bytes(options, 256 << 10);
+    if (getenv("TORTURE_RECONNECT")) {
+        wsc_options_set_reconnect(options, 1, 50, 0);
+        wsc_options_set_on_reconnecting(options, on_reconnecting);
+    }
 
     pthread_t t[64];
     for (int i = 0; i < n_threads; i++)
@@ -341,8 +363,8 @@ int main(int argc, char **argv)
                    (fds_left != fds_at_start);
 
     printf("torture: %d threads, %d s: %zu connections (%lu opened), %lu calls, %lu messages, "
-           "%lu on_close, %lu on_error\n",
-           n_threads, seconds, n_conns, n_opened, n_calls, n_messages, n_closes, n_errors);
+           "%lu on_close, %lu on_error, %lu on_reconnecting\n",
+           n_threads, seconds, n_conns, n_opened, n_calls, n_messages, n_closes, n_errors, n_reconnecting);
     printf("torture: all ended: %s, wsc_shutdown: %s, threads %d -> %d, fds %d -> %d, bad statuses: %lu\n",
            all_ended ? "yes" : "NO", wsc_status_str(st), threads_at_start, threads_left, fds_at_start, fds_left,
            n_bad);

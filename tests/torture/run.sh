@@ -45,6 +45,32 @@ base="ws://127.0.0.1:$(peer_port plain)"
 echo "torture: $threads threads for $seconds s against Node ws at $base"
 timeout $((seconds + 120)) "$bin" "$base" "$seconds" "$threads"
 
+# With reconnect on, against a peer that is killed (SIGKILL) and restarted
+# on the same port at random moments: the same invariants.
+r_seconds=${TORTURE_RECONNECT_SECONDS:-$([[ $ci == true ]] && echo 15 || echo 5)}
+py=$root/tests/interop/venv/bin/python
+pyout=$(mktemp)
+start_py() { "$py" "$root/tests/interop/py_echo.py" "$1" >"$pyout" 2>/dev/null & pypid=$!; }
+start_py 0
+for _ in $(seq 200); do grep -q port "$pyout" && break; sleep 0.05; done # its port, once listening
+port=$(tr -dc 0-9 <"$pyout")
+[[ -n $port ]] || unavailable "the Python websockets peer did not start"
+echo "torture: reconnect on, $threads threads for $r_seconds s; the peer on port $port is killed and restarted at random"
+TORTURE_RECONNECT=1 timeout $((r_seconds + 120)) "$bin" "ws://127.0.0.1:$port" "$r_seconds" "$threads" &
+tpid=$!
+kills=0
+while kill -0 "$tpid" 2>/dev/null; do
+  sleep "0.$((RANDOM % 9 + 1))" # chaos pacing, not synchronisation
+  kill -9 "$pypid" 2>/dev/null || true
+  wait "$pypid" 2>/dev/null || true
+  kills=$((kills + 1))
+  start_py "$port"
+done
+wait "$tpid" || { kill -9 "$pypid" 2>/dev/null; echo "torture: FAILED with reconnect on"; exit 1; }
+kill -9 "$pypid" 2>/dev/null || true
+rm -f "$pyout"
+echo "torture: reconnect run passed ($kills kills of the peer)"
+
 if ! command -v valgrind >/dev/null; then
   unavailable "valgrind not found: the helgrind run did not happen (the main run PASSED)"
 fi
