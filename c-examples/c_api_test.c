@@ -49,16 +49,6 @@ static int quiesce(void)
     return CHECK_ST(wsc_shutdown(WAIT_MS), WSC_OK) && CHECK_ST(wsc_init(), WSC_OK);
 }
 
-static int count_clients(void)
-{
-    wsc_client_info *list = NULL;
-    size_t len = 0;
-    if (wsc_get_clients(&list, &len) != WSC_OK)
-        return -1;
-    wsc_free_clients(list, len);
-    return (int)len;
-}
-
 /* ------------------------------------------------ local TCP misbehaviour */
 
 /* ws://127.0.0.1:PORT<path> for a loopback_socket(backlog); exits if there is none. */
@@ -472,7 +462,7 @@ static void null_connection_args(void)
     CHECK_ST(wsc_connect(ECHO, NULL, NULL, NULL, &id), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_connect(ECHO, NULL, &cb, NULL, NULL), WSC_ERR_INVALID_ARGUMENT);
     CHECK(id == 0);
-    CHECK(count_clients() == 0); /* nothing was started */
+    CHECK(listed_clients() == 0); /* nothing was started */
     if (!open_echo(&r, NULL))
         return;
     CHECK_ST(wsc_send(r.id, NULL), WSC_ERR_INVALID_ARGUMENT);
@@ -574,7 +564,7 @@ static void test_invalid_uri(void)
     }
     CHECK(id == 0);
     CHECK_ST(wsc_unregister_handler("t/uri"), WSC_OK);
-    CHECK(count_clients() == 0);
+    CHECK(listed_clients() == 0);
 }
 
 static void test_option_values(void)
@@ -1322,7 +1312,7 @@ static void test_shutdown_then_init(void)
     CHECK(connecting.opens == 0);
     check_unknown(live.id);
     check_unknown(connecting.id);
-    CHECK(count_clients() == 0);
+    CHECK(listed_clients() == 0);
     CHECK_ST(wsc_connect(ECHO, NULL, &cb, &live, &id), WSC_ERR_SHUTDOWN);
     CHECK_ST(wsc_create_websocket(ECHO, "t/shutdown", NULL, NULL, &id), WSC_ERR_SHUTDOWN);
     CHECK(id == 0);
@@ -1657,7 +1647,7 @@ static void test_clients_snapshot(void)
     struct seen handled;
     wsc_client_info info;
     int fd = silent_server(uri, sizeof uri);
-    CHECK(count_clients() == 0);
+    CHECK(listed_clients() == 0);
     rec_init(&connecting);
     CHECK_ST(rec_connect(&connecting, uri, NULL), WSC_OK);
     seen_init(&handled, NULL);
@@ -1676,7 +1666,7 @@ static void test_clients_snapshot(void)
         return;
     plain.ctx = &ctx;
     plain.on_message = snapshot_while_closing;
-    CHECK(count_clients() == 3);
+    CHECK(listed_clients() == 3);
     CHECK_ST(wsc_send(plain.id, "snap"), WSC_OK);
     rec_finished(&plain);
     CHECK_ST(plain.got[0], WSC_OK);
@@ -1686,13 +1676,13 @@ static void test_clients_snapshot(void)
     CHECK(plain.scratch[3] == 1);            /* closing: wsc_close was called */
     CHECK(plain.scratch[4] == 1);            /* open, with its handler */
     CHECK(plain.scratch[1] == 1);            /* wsc_get_client agrees */
-    CHECK(count_clients() == 2); /* the finished one is gone */
+    CHECK(listed_clients() == 2); /* the finished one is gone */
     CHECK_ST(wsc_get_client(plain.id, &info), WSC_ERR_UNKNOWN_ID);
 
     close_and_finish(&connecting);
     CHECK_ST(wsc_close(handled.r.id), WSC_OK);
     rec_finished(&handled.r);
-    CHECK(count_clients() == 0);
+    CHECK(listed_clients() == 0);
     CHECK(wsc_get_client_by_handler("t/snap") == 0);
     rec_check_rules(&plain);
     rec_destroy(&plain);
@@ -1845,7 +1835,7 @@ static void test_create_websocket_errors(void)
     CHECK_ST(wsc_create_websocket(ECHO, "t/engine", "netty", NULL, &id), WSC_ERR_INVALID_ARGUMENT);
     CHECK(strstr(wsc_last_error(), "default") != NULL); /* names the engines there are */
     CHECK(id == 0);
-    CHECK(count_clients() == 0);
+    CHECK(listed_clients() == 0);
     for (i = 0; i < 3; i++) {
         CHECK_ST(wsc_create_websocket(ECHO, "t/engine", engines[i], NULL, &id), WSC_OK);
         CHECK_ST(wsc_close(id), WSC_OK);
@@ -1939,7 +1929,7 @@ static const struct test_case tests[] = {
 /* Every test leaves nothing running behind it. */
 static void nothing_left_running(void)
 {
-    CHECK(count_clients() == 0);
+    CHECK(listed_clients() == 0);
 }
 
 static void final_quiesce(void)

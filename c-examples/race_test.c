@@ -69,16 +69,6 @@ static unsigned next(unsigned *seed)
     return *seed;
 }
 
-static int listed_clients(void)
-{
-    wsc_client_info *list = NULL;
-    size_t len = 0;
-    if (wsc_get_clients(&list, &len) != WSC_OK)
-        return -1;
-    wsc_free_clients(list, len);
-    return (int)len;
-}
-
 static int worker_threads(void)
 {
     DIR *dir = opendir("/proc/self/task");

@@ -134,6 +134,17 @@ static inline int threads_settled(int want)
     return n;
 }
 
+/* How many connections wsc_get_clients lists, or -1 if it fails. */
+static inline int listed_clients(void)
+{
+    wsc_client_info *list = NULL;
+    size_t len = 0;
+    if (wsc_get_clients(&list, &len) != WSC_OK)
+        return -1;
+    wsc_free_clients(list, len);
+    return (int)len;
+}
+
 /* Bytes in use on the malloc heap (0 under valgrind or ASan, which replace malloc). */
 static inline size_t heap_in_use(void)
 {
