@@ -28,6 +28,10 @@ pub struct Options {
     /// `None`: not set (the environment may name one); its `Debug` hides credentials.
     pub(crate) proxy: Option<ProxySetting>,
     pub(crate) proxy_from_env: bool,
+    /// Deliver `Event::Pong`.
+    pub(crate) pongs: bool,
+    /// The C `on_pong` (set through `wsc_options_set_on_pong`).
+    pub(crate) c_on_pong: crate::ffi::wsc_on_pong_fn,
 }
 
 impl Default for Options {
@@ -48,6 +52,8 @@ impl Default for Options {
             tls: TlsOptions::default(),
             proxy: None,
             proxy_from_env: false,
+            pongs: false,
+            c_on_pong: None,
         }
     }
 }
@@ -254,6 +260,15 @@ impl Options {
     /// tungstenite's configuration. Frames collect in a write buffer of up to
     /// 64 KiB and the worker flushes after each batch of queued messages, so
     /// a burst of small sends becomes a few large `send(2)` calls.
+    /// Delivers [`crate::Event::Pong`] for every pong received, with the
+    /// round-trip time of the ping it answers (off by default, so channel
+    /// and handler users see no new events unless they ask).
+    /// [`crate::Builder::on_pong`] turns it on.
+    pub fn deliver_pongs(&mut self, enabled: bool) -> &mut Self {
+        self.pongs = enabled;
+        self
+    }
+
     pub(crate) fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
         tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
