@@ -111,6 +111,9 @@ impl Options {
     }
 
     /// Sends a ping this often; `None` (the default) turns keepalive off.
+    /// Each keepalive ping carries an 8-byte big-endian sequence number
+    /// (1, 2, ...), so its pong gives the round-trip time even when the
+    /// peer answers slower than the interval.
     pub fn ping_interval(&mut self, interval: Option<Duration>) -> &mut Self {
         self.ping_interval = interval.filter(|d| !d.is_zero());
         self

@@ -209,6 +209,8 @@ struct Keepalive {
     /// `None`: the interval is too long to ever come round.
     next_ping: Option<Instant>,
     waiting_since: Option<Instant>,
+    /// Keepalive pings sent: the payload of the next one.
+    sent: u64,
 }
 
 impl Keepalive {
@@ -266,6 +268,7 @@ impl Session {
             timeout: options.pong_timeout,
             next_ping: deadline_in(interval),
             waiting_since: None,
+            sent: 0,
         });
         Session {
             ws,
@@ -658,7 +661,11 @@ impl Session {
         if k.next_ping.is_some_and(|t| now >= t) {
             k.next_ping = now.checked_add(k.interval);
             k.waiting_since.get_or_insert(now);
-            self.ping(w, Bytes::new())?;
+            // A sequence number, so each pong finds its own ping even when
+            // the peer answers slower than the interval.
+            k.sent += 1;
+            let seq = Bytes::copy_from_slice(&k.sent.to_be_bytes());
+            self.ping(w, seq)?;
             if !self.write_blocked {
                 self.flush(w)?;
             }
