@@ -700,6 +700,8 @@ enum wsc_status wsc_options_set_close_timeout_ms(struct wsc_options *o, uint32_t
 
 /**
  * Sends a ping every `ms` milliseconds; 0 (the default) turns pings off.
+ * Each carries an 8-byte big-endian sequence number; its pong updates the
+ * round-trip time (`wsc_get_stats`) and reaches `on_pong` if set.
  */
 enum wsc_status wsc_options_set_ping_interval_ms(struct wsc_options *o, uint32_t ms);
 

@@ -49,6 +49,19 @@ pub type wsc_log_fn =
 #[derive(Debug, Clone, Copy)]
 pub struct LogLevelArg(u32);
 
+impl From<wsc_log_level> for LogLevelArg {
+    fn from(level: wsc_log_level) -> Self {
+        LogLevelArg(level as u32)
+    }
+}
+
+impl From<u32> for LogLevelArg {
+    /// Any value, as a C caller may pass (for tests of the checks).
+    fn from(raw: u32) -> Self {
+        LogLevelArg(raw)
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Callback {
     f: unsafe extern "C" fn(wsc_log_level, wsc_id, *const c_char, *mut c_void),

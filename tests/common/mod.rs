@@ -658,8 +658,12 @@ pub fn c_connection_end(url: &str, configure: impl FnOnce(*mut wsc::ffi::wsc_opt
     let (tx, rx) = unbounded::<CErrorSeen>();
     // Leaked: the worker may still hold it after this returns (a few bytes a test).
     let user = Box::into_raw(Box::new(tx)) as *mut std::ffi::c_void;
-    let callbacks =
-        ffi::wsc_callbacks { on_open: None, on_message: None, on_error: Some(c_seen_error), on_close: Some(c_seen_close) };
+    let callbacks = ffi::wsc_callbacks {
+        on_open: None,
+        on_message: None,
+        on_error: Some(c_seen_error),
+        on_close: Some(c_seen_close),
+    };
     let url = std::ffi::CString::new(url).unwrap();
     let mut id = 0;
     unsafe {
@@ -669,4 +673,38 @@ pub fn c_connection_end(url: &str, configure: impl FnOnce(*mut wsc::ffi::wsc_opt
         ffi::wsc_options_free(o);
     }
     next_event(&rx, "the terminal callback")
+}
+
+// ---------------------------------------------------------------- proxies
+
+/// Copies both ways until each side has finished.
+pub fn relay(a: TcpStream, b: TcpStream) {
+    let (a2, b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let t = std::thread::spawn(move || copy_then_close(a2, b2));
+    copy_then_close(b, a);
+    let _ = t.join();
+}
+
+pub fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// An HTTP CONNECT proxy written here: reports each request head, connects
+/// to the requested `host:port`, answers 200 and relays.
+pub fn forwarding_http_proxy(bind: &str) -> (TcpServer, Receiver<String>) {
+    let (tx, rx) = unbounded();
+    let server = TcpServer::start(bind, move |mut client| {
+        let Ok(head) = read_request(&mut client) else { return };
+        let _ = tx.send(head.clone());
+        let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
+        match TcpStream::connect(target.as_str()) {
+            Ok(upstream) => {
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                relay(client, upstream)
+            }
+            Err(_) => drop(client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")),
+        }
+    });
+    (server, rx)
 }
