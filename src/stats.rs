@@ -1,7 +1,7 @@
 //! Per-connection statistics, cheap enough to be always on.
 //!
-//! The worker is the only writer: it bumps these with `Relaxed` atomic adds
-//! (no lock, no allocation, no ordering with anything else), and any thread
+//! The worker is the only writer: it bumps these with `Relaxed` loads and
+//! stores (no lock, no locked instruction, no allocation), and any thread
 //! reads a snapshot with [`Stats::snapshot`]. The counters of one snapshot
 //! are each exact but not taken at one instant (a message may be counted in
 //! `messages_sent` and not yet in `bytes_sent`); once the connection has
@@ -31,10 +31,13 @@ pub(crate) struct Stats {
     pub(crate) proxy_us: AtomicU32,
 }
 
-/// Adds `n` to a counter: only the worker writes, so `Relaxed` is enough.
+/// Adds `n` to a counter. Every counter has one writer, the connection's
+/// own thread (its worker, which owns the stream; for a server-side
+/// connection the same thread did the handshake), so a plain load and
+/// store suffice: no locked read-modify-write instruction on the hot path.
 #[inline]
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Relaxed);
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 /// Microseconds, saturating at `u32::MAX` (71 minutes).
