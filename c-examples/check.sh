@@ -70,6 +70,7 @@ run_all() {
     run "$mode-memory_test" "" "$@" "$build/memory_test" "$ECHO"
     run "$mode-server_test" "" "$@" "$build/server_test"
     run "$mode-reconnect_test" "" "$@" "$build/reconnect_test"
+    run "$mode-observe_test" "" "$@" "$build/observe_test" "$ECHO"
 }
 
 run_all valgrind "$HERE/build" "${VALGRIND[@]}"

@@ -94,6 +94,87 @@ typedef enum wsc_state {
 } wsc_state;
 
 /**
+ * A log line's severity (the `log` crate's levels, same numbers).
+ */
+typedef enum wsc_log_level {
+  /**
+   * A connection failed.
+   */
+  WSC_LOG_ERROR = 1,
+  /**
+   * Something unusual that wsc worked around.
+   */
+  WSC_LOG_WARN,
+  /**
+   * Connect attempts, TLS, upgrades, closes: a few lines a connection.
+   */
+  WSC_LOG_INFO,
+  /**
+   * Each phase of a connect, Close frames sent and received.
+   */
+  WSC_LOG_DEBUG,
+  /**
+   * Pings, pongs, request and response headers (credentials redacted).
+   */
+  WSC_LOG_TRACE,
+} wsc_log_level;
+
+/**
+ * Why a connection failed, as `wsc_get_error_kind` reports it.
+ */
+typedef enum wsc_error_kind {
+  /**
+   * Not inside `on_error` / a handler's onerror.
+   */
+  WSC_ERROR_NONE = 0,
+  /**
+   * The host name did not resolve.
+   */
+  WSC_ERROR_RESOLVE,
+  /**
+   * TCP connect failed (refused, unreachable).
+   */
+  WSC_ERROR_CONNECT,
+  /**
+   * TLS failed (certificate, host name, handshake).
+   */
+  WSC_ERROR_TLS,
+  /**
+   * The HTTP upgrade was refused (`wsc_get_http_status`) or malformed.
+   */
+  WSC_ERROR_HANDSHAKE,
+  /**
+   * The peer broke RFC 6455.
+   */
+  WSC_ERROR_PROTOCOL,
+  /**
+   * An incoming message exceeded the maximum (closed with 1009).
+   */
+  WSC_ERROR_MESSAGE_TOO_BIG,
+  /**
+   * Connect timeout or keepalive timeout.
+   */
+  WSC_ERROR_TIMEOUT,
+  /**
+   * The peer went away without a closing handshake.
+   */
+  WSC_ERROR_CONNECTION_LOST,
+  /**
+   * A callback failed (a Rust callback panicked).
+   */
+  WSC_ERROR_CALLBACK,
+  /**
+   * The proxy could not be reached or refused the tunnel
+   * (`wsc_get_http_status` for a refused CONNECT).
+   */
+  WSC_ERROR_PROXY,
+  /**
+   * Any other failure.
+   */
+  WSC_ERROR_OTHER,
+} wsc_error_kind;
+
+/**
  * Connection options. Create with `wsc_options_new`, free with
  * `wsc_options_free`. Not retained by `wsc_connect`: free it whenever you
  * like. Not thread-safe: do not modify one from two threads at once.
@@ -157,7 +238,8 @@ typedef struct wsc_callbacks {
   void (*on_message)(wsc_id id, const uint8_t *data, size_t len, bool is_binary, void *user_data);
   /**
    * Terminal: the connection failed (refused, DNS, TLS, HTTP status,
-   * protocol violation, timeout, peer vanished). `message` says why.
+   * protocol violation, timeout, peer vanished). `message` says why;
+   * `wsc_get_error_kind` and `wsc_get_http_status` say it for code.
    */
   void (*on_error)(wsc_id id, const char *message, void *user_data);
   /**
@@ -172,6 +254,101 @@ typedef struct wsc_callbacks {
  * name, on their worker threads; ask the event context what happened.
  */
 typedef void (*wsc_handler_fn)(wsc_id id, void *user_data);
+
+/**
+ * Receives one log line: its level, the connection it is about (0: none),
+ * the NUL-terminated text (valid only during the call) and the
+ * `user_data` given to `wsc_set_log_callback`. Called on whichever thread
+ * logs (mostly connections' worker threads), possibly on several at once.
+ */
+typedef void (*wsc_log_fn)(enum wsc_log_level level, wsc_id id, const char *message, void *user_data);
+
+/**
+ * Receives a pong: its payload (valid only during the call), the
+ * round-trip time in microseconds of the ping it answers (keepalive or
+ * `wsc_ping`; 0 for a pong that answers none) and the connection's
+ * `user_data` (for a named handler's connection, the handler's). Runs on
+ * the worker thread like every callback of the connection.
+ */
+typedef void (*wsc_on_pong_fn)(wsc_id id, const uint8_t *data, size_t len, uint32_t rtt_us, void *user_data);
+
+/**
+ * A connection's counters. Set `struct_size` to `sizeof(wsc_stats)` before
+ * calling `wsc_get_stats`; later versions only append fields, and a library
+ * fills no more than `struct_size` bytes (nor more than it knows), writing
+ * back in `struct_size` how many it filled.
+ */
+typedef struct wsc_stats {
+  /**
+   * The caller sets sizeof(wsc_stats); on return, the bytes filled.
+   */
+  size_t struct_size;
+  /**
+   * Payload bytes of the text and binary messages handed to the socket.
+   */
+  uint64_t bytes_sent;
+  /**
+   * Payload bytes of the text and binary messages received.
+   */
+  uint64_t bytes_received;
+  /**
+   * Text and binary messages handed to the socket.
+   */
+  uint64_t messages_sent;
+  /**
+   * Text and binary messages received.
+   */
+  uint64_t messages_received;
+  /**
+   * Frames written, of every kind (data, ping, pong, close).
+   */
+  uint64_t frames_sent;
+  /**
+   * Frames read, of every kind, each fragment counted.
+   */
+  uint64_t frames_received;
+  /**
+   * Pings sent: keepalive and `wsc_ping`.
+   */
+  uint64_t pings_sent;
+  /**
+   * Pongs received.
+   */
+  uint64_t pongs_received;
+  /**
+   * Round-trip time of the last pong that answered one of our pings, in
+   * microseconds; 0 until one has.
+   */
+  uint32_t last_rtt_us;
+  /**
+   * Times the connection was re-established (wsc does not reconnect by
+   * itself in this version: 0).
+   */
+  uint32_t reconnects;
+  /**
+   * Durations of the phases of the last successful connect, in
+   * microseconds; 0 where a phase did not happen (DNS for an IP literal,
+   * TLS for ws://, proxy without one) and for a connection a server
+   * accepted. Through a proxy, DNS and TCP are those of reaching the proxy.
+   */
+  uint32_t dns_us;
+  /**
+   * TCP connect.
+   */
+  uint32_t tcp_us;
+  /**
+   * TLS handshake.
+   */
+  uint32_t tls_us;
+  /**
+   * HTTP upgrade, request sent to response read.
+   */
+  uint32_t upgrade_us;
+  /**
+   * The proxy's CONNECT or SOCKS exchange.
+   */
+  uint32_t proxy_us;
+} wsc_stats;
 
 /**
  * Called before each reconnect attempt (see `wsc_options_set_reconnect`),
@@ -438,6 +615,74 @@ enum wsc_status wsc_shutdown(uint32_t timeout_ms);
 enum wsc_status wsc_init(void);
 
 /**
+ * Sends wsc's log lines up to `max_level` to `fn` (NULL turns logging
+ * off), with `user_data` passed back untouched. Lines carry the
+ * connection's id and never a credential: values of `Authorization`,
+ * `Proxy-Authorization`, `Cookie` and `Set-Cookie` headers and proxy
+ * passwords are redacted at every level. The callback stays installed
+ * across `wsc_shutdown`/`wsc_init`, but is not called between a
+ * `wsc_shutdown` that returned WSC_OK and the next `wsc_init`. It may call
+ * wsc functions. After replacing or removing it, a call already in
+ * progress on another thread may still finish with the old `user_data`;
+ * a `wsc_shutdown` returning WSC_OK waits for those. WSC_ERR_INVALID_ARGUMENT
+ * for a level outside WSC_LOG_ERROR..WSC_LOG_TRACE; WSC_ERR_INTERNAL if the
+ * process already has another logger for the Rust `log` crate (only a Rust
+ * program linking wsc as a crate can: its own logger gets the lines).
+ */
+enum wsc_status wsc_set_log_callback(wsc_log_fn log_fn, wsc_log_level max_level, void *user_data);
+
+/**
+ * Calls `on_pong` for every pong the connections made with these options
+ * receive (`wsc_connect` and `wsc_create_websocket` alike); NULL (the
+ * default) turns it off. Pongs are not messages: the flow gate does not
+ * hold them back.
+ */
+enum wsc_status wsc_options_set_on_pong(struct wsc_options *o, wsc_on_pong_fn on_pong);
+
+/**
+ * Sends a ping with `len` bytes of `data` (copied; at most 125, else
+ * WSC_ERR_INVALID_ARGUMENT; `data` may be NULL only when `len` is 0). It
+ * does not wait behind queued messages; before open it goes out right after
+ * the handshake. The answer reaches `on_pong` (see
+ * `wsc_options_set_on_pong`) with the round-trip time, which
+ * `wsc_get_stats` also keeps. WSC_ERR_CLOSED once closing.
+ */
+enum wsc_status wsc_ping(wsc_id id, const uint8_t *data, size_t len);
+
+/**
+ * Copies the connection's counters into `*out` (see `wsc_stats`), from any
+ * thread, including its own callbacks (in the terminal callback they are
+ * final). WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size` smaller than
+ * a `size_t`; WSC_ERR_UNKNOWN_ID once finished.
+ */
+enum wsc_status wsc_get_stats(wsc_id id, struct wsc_stats *out);
+
+/**
+ * Copies the value of header `name` (case-insensitive) of the connection's
+ * HTTP upgrade response, NUL-terminated, into `buf`. A header sent several
+ * times gives its values joined with ", " (`Set-Cookie`: with "\n").
+ * Readable once open, and for a refused upgrade inside `on_error` (or a
+ * handler's onerror). WSC_ERR_INVALID_ARGUMENT, saying which in
+ * `wsc_last_error()`, when: the header is absent, no response has arrived
+ * (or it was not HTTP), `buf` is NULL, or `buf_len` is too small for the
+ * value and its NUL (nothing is written past `buf_len`).
+ */
+enum wsc_status wsc_get_response_header(wsc_id id, const char *name, char *buf, size_t buf_len);
+
+/**
+ * Inside `on_error` or a handler's onerror (on that thread, during that
+ * call): the kind of the failure. WSC_ERROR_NONE anywhere else.
+ */
+enum wsc_error_kind wsc_get_error_kind(void);
+
+/**
+ * Inside `on_error` or a handler's onerror: the HTTP status that ended the
+ * connection (a refused upgrade's, e.g. 401, or a proxy's refused
+ * CONNECT); 0 for other failures and anywhere else.
+ */
+uint16_t wsc_get_http_status(void);
+
+/**
  * Options with the defaults (10 s connect timeout, 5 s close timeout, no
  * pings, 64 MiB max message, 64 MiB send queue, flow control off, system CA
  * roots). Owned by the caller: free with `wsc_options_free`. NULL only if
@@ -474,6 +719,8 @@ enum wsc_status wsc_options_set_close_timeout_ms(struct wsc_options *o, uint32_t
 
 /**
  * Sends a ping every `ms` milliseconds; 0 (the default) turns pings off.
+ * Each carries an 8-byte big-endian sequence number; its pong updates the
+ * round-trip time (`wsc_get_stats`) and reaches `on_pong` if set.
  */
 enum wsc_status wsc_options_set_ping_interval_ms(struct wsc_options *o, uint32_t ms);
 

@@ -39,6 +39,8 @@ pub(crate) struct Accept<'a> {
     /// `None`: no handshake timeout.
     pub(crate) deadline: Option<Instant>,
     pub(crate) config: WebSocketConfig,
+    /// The connection's counters, which its stream feeds.
+    pub(crate) stats: &'a std::sync::Arc<crate::stats::Stats>,
 }
 
 const READ: Interest = Interest { read: true, write: false };
@@ -78,7 +80,7 @@ impl Accept<'_> {
                     if write_response(&mut head, &response).is_err() || !self.write_all(&mut tcp, fd, &head) {
                         return None;
                     }
-                    let stream = Stream::accepted(MaybeTlsStream::Plain(tcp), &leftover);
+                    let stream = Stream::accepted(MaybeTlsStream::Plain(tcp), &leftover, self.stats.clone());
                     let ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(self.config));
                     return Some((ws, request));
                 }

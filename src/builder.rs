@@ -8,12 +8,14 @@ use crate::event::{Event, Message};
 use crate::lifecycle;
 use crate::options::Options;
 use crossbeam_channel::{unbounded, Receiver};
+use std::time::Duration;
 
 type OnOpen = Box<dyn FnMut(&Connection) + Send>;
 type OnMessage = Box<dyn FnMut(&Connection, Message) + Send>;
 type OnError = Box<dyn FnMut(&Connection, &ConnectionError) + Send>;
 type OnClose = Box<dyn FnMut(&Connection, u16, &str) + Send>;
 type OnReconnecting = Box<dyn FnMut(&Connection, u32, std::time::Duration, &ConnectionError) + Send>;
+type OnPong = Box<dyn FnMut(&Connection, &[u8], Option<Duration>) + Send>;
 
 /// Starts a connection, callback style (the App Services `WebsocketClient`):
 ///
@@ -37,6 +39,7 @@ pub struct Builder {
     on_error: Option<OnError>,
     on_close: Option<OnClose>,
     on_reconnecting: Option<OnReconnecting>,
+    on_pong: Option<OnPong>,
 }
 
 impl Builder {
@@ -50,6 +53,7 @@ impl Builder {
             on_error: None,
             on_close: None,
             on_reconnecting: None,
+            on_pong: None,
         }
     }
 
@@ -97,6 +101,14 @@ impl Builder {
         self
     }
 
+    /// Called for every pong, with its payload and the round-trip time of
+    /// the ping it answers (keepalive or [`Connection::ping`]; `None` for an
+    /// unsolicited pong). Turns on [`Options::deliver_pongs`].
+    pub fn on_pong(mut self, f: impl FnMut(&Connection, &[u8], Option<Duration>) + Send + 'static) -> Self {
+        self.on_pong = Some(Box::new(f));
+        self
+    }
+
     /// Returns at once; DNS, TCP, TLS and the upgrade run on the worker thread.
     ///
     /// # Errors
@@ -105,14 +117,26 @@ impl Builder {
     /// [`crate::init`]); [`Error::Internal`] if the system refuses an eventfd
     /// or a thread.
     pub fn connect(self) -> Result<Connection, Error> {
-        let Builder { uri, options, mut on_open, mut on_message, mut on_error, mut on_close, mut on_reconnecting } =
-            self;
+        let Builder {
+            uri,
+            mut options,
+            mut on_open,
+            mut on_message,
+            mut on_error,
+            mut on_close,
+            mut on_reconnecting,
+            mut on_pong,
+        } = self;
+        if on_pong.is_some() {
+            options.deliver_pongs(true);
+        }
         let sink: Sink = Box::new(move |c, ev| match ev {
             Event::Open => on_open.as_mut().map_or((), |f| f(c)),
             Event::Message(m) => on_message.as_mut().map_or((), |f| f(c, m)),
             Event::Reconnecting { attempt, delay, reason } => {
                 on_reconnecting.as_mut().map_or((), |f| f(c, attempt, delay, &reason))
             }
+            Event::Pong { data, rtt } => on_pong.as_mut().map_or((), |f| f(c, &data, rtt)),
             Event::Error(e) => on_error.as_mut().map_or((), |f| f(c, &e)),
             Event::Close { code, reason } => on_close.as_mut().map_or((), |f| f(c, code, &reason)),
         });
@@ -121,7 +145,8 @@ impl Builder {
 
     /// Channel style: every event arrives on the receiver, which ends after
     /// the terminal event, so `for ev in events { ... }` works. Callbacks set on
-    /// this builder are ignored.
+    /// this builder are ignored (but `on_pong` still turns on
+    /// [`Options::deliver_pongs`], so pongs arrive as [`Event::Pong`]).
     ///
     /// # Errors
     /// As [`Builder::connect`].
@@ -130,7 +155,11 @@ impl Builder {
         let sink: Sink = Box::new(move |_, ev| {
             let _ = tx.send(ev);
         });
-        Ok((lifecycle::start(&self.uri, &self.options, None, sink)?, rx))
+        let mut options = self.options;
+        if self.on_pong.is_some() {
+            options.deliver_pongs(true);
+        }
+        Ok((lifecycle::start(&self.uri, &options, None, sink)?, rx))
     }
 }
 

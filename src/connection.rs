@@ -14,6 +14,8 @@
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::gate::Outstanding;
+use crate::response::HandshakeResponse;
+use crate::stats::{ConnectionStats, Stats};
 use crate::waker::{deadline_in, Waker};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
@@ -47,8 +49,13 @@ pub(crate) type Sink = Box<dyn FnMut(&Connection, Event) + Send>;
 
 /// Commands that must reach the worker even while the socket is backed up.
 pub(crate) enum Control {
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
     SetFlow(bool),
+    /// An application ping (payload of at most 125 bytes).
+    Ping(Bytes),
 }
 
 /// The worker's ends of a connection's two queues.
@@ -93,6 +100,13 @@ pub(crate) struct Shared {
     activity: AtomicU64,
     pub(crate) outstanding: Arc<Outstanding>,
     protocol: OnceLock<Option<String>>,
+    /// Counters, bumped by the worker without a lock.
+    pub(crate) stats: Arc<Stats>,
+    /// The upgrade response: set once, on success or on a refused upgrade.
+    pub(crate) response: OnceLock<HandshakeResponse>,
+    /// The C `on_pong` of its options, for a C handler's connection (whose
+    /// events reach the handler, which holds the `user_data`).
+    pub(crate) c_on_pong: crate::ffi::wsc_on_pong_fn,
     /// Guards the change to finished, so `wait` cannot miss the notification.
     finishing: Mutex<()>,
     finished: Condvar,
@@ -100,6 +114,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// A connection in state `Connecting`, and the worker's ends of its queues.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
         uri: &str,
@@ -107,6 +122,8 @@ impl Shared {
         endpoint: Option<String>,
         max_buffered: usize,
         waker: Waker,
+        stats: Arc<Stats>,
+        c_on_pong: crate::ffi::wsc_on_pong_fn,
     ) -> (Arc<Shared>, Queues) {
         let (data, data_rx) = unbounded();
         let (control, control_rx) = unbounded();
@@ -125,6 +142,9 @@ impl Shared {
             outstanding: Arc::default(),
             max_buffered,
             protocol: OnceLock::new(),
+            stats,
+            response: OnceLock::new(),
+            c_on_pong,
             finishing: Mutex::new(()),
             finished: Condvar::new(),
         });
@@ -270,6 +290,55 @@ impl Connection {
     /// before open.
     pub fn protocol(&self) -> Option<String> {
         self.shared.protocol.get().cloned().flatten()
+    }
+
+    /// A snapshot of the connection's counters: bytes, messages and frames
+    /// each way, pings, pongs, the last round-trip time and how long each
+    /// phase of the connect took. Always on; final once finished (the
+    /// snapshot taken in the terminal callback has every count).
+    ///
+    /// # Errors
+    /// [`Error::UnknownId`] once the connection has finished.
+    pub fn stats(&self) -> Result<ConnectionStats, Error> {
+        self.state()?;
+        Ok(self.shared.stats.snapshot())
+    }
+
+    /// The server's answer to the HTTP upgrade (status and headers): after
+    /// open, and for a refused upgrade inside the terminal error callback
+    /// (the status is then the refusal's, e.g. 401). `None` before a
+    /// response arrived, when none did (failed before it, malformed), and
+    /// for a connection a [`crate::Server`] accepted.
+    pub fn response(&self) -> Option<HandshakeResponse> {
+        self.shared.response.get().cloned()
+    }
+
+    /// Sends a ping with `data` (at most 125 bytes). It goes through the
+    /// control queue, so it does not wait behind messages queued and not yet
+    /// handed to the socket; before open it is sent right after the handshake. The answer arrives as [`crate::Event::Pong`]
+    /// (when asked for with [`crate::Builder::on_pong`] or
+    /// [`crate::Options::deliver_pongs`]) with the round-trip time, which
+    /// [`Connection::stats`] also keeps.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for more than 125 bytes; otherwise as
+    /// [`Connection::send_message`] ([`Error::Closed`], [`Error::UnknownId`]).
+    pub fn ping(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        let data = data.into();
+        if data.len() > 125 {
+            return Err(Error::InvalidArgument(format!(
+                "ping payload is {} bytes; at most 125 fit in a control frame",
+                data.len()
+            )));
+        }
+        let s = &*self.shared;
+        match s.state() {
+            None => return Err(Error::UnknownId),
+            Some(State::Closing) => return Err(Error::Closed),
+            Some(_) if s.close_requested() => return Err(Error::Closed),
+            Some(_) => {}
+        }
+        self.control(Control::Ping(data))
     }
 
     /// Bytes accepted by `send` and not yet written to the socket.

@@ -7,15 +7,20 @@
 //! DNS (`getaddrinfo`) cannot be interrupted; it is checked right after.
 
 use crate::error::{ConnectionError, ErrorKind};
+use crate::logging::{header_value, wlog};
 use crate::options::Options;
+use crate::response::HandshakeResponse;
+use crate::stats::{ConnectPhases, Stats};
 use crate::stream::{raw_fd, Stream, Tcp, Transport};
 use crate::target::Target;
 use crate::waker::{Interest, Waker};
 use native_tls::HandshakeError as TlsHandshakeError;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{ClientRequestBuilder, WebSocket};
@@ -40,6 +45,13 @@ pub(crate) struct Dial<'a> {
     pub(crate) aborted: &'a dyn Fn() -> bool,
     /// `None`: no connect timeout (one too large to represent).
     pub(crate) deadline: Option<Instant>,
+    /// The connection's id, for log lines.
+    pub(crate) id: u64,
+    pub(crate) stats: &'a Arc<Stats>,
+    /// Where the upgrade response is kept, accepted or refused.
+    pub(crate) response: &'a OnceLock<HandshakeResponse>,
+    /// Time spent in each phase so far.
+    pub(crate) phases: Cell<ConnectPhases>,
 }
 
 /// Sent in the upgrade request unless the application sets its own
@@ -49,14 +61,39 @@ pub(crate) const USER_AGENT: &str = concat!("wsc/", env!("CARGO_PKG_VERSION"));
 const WRITE: Interest = Interest { read: false, write: true };
 
 impl Dial<'_> {
-    /// Returns the open socket and the negotiated subprotocol.
+    /// Returns the open socket and the negotiated subprotocol; records the
+    /// phases' durations in the statistics.
     pub(crate) fn establish(&self) -> Result<(WebSocket<Stream>, Option<String>), DialError> {
-        let tcp = match crate::proxy::choose(self.options, self.target)? {
-            Some(proxy) => Tcp::new(proxy.tunnel(self)?),
-            None => Tcp::new(self.direct()?),
+        let (id, target) = (self.id, self.target);
+        let tcp = match crate::proxy::choose(self.options, target)? {
+            Some(proxy) => {
+                wlog!(Info, id, "connecting to {}:{} through proxy {proxy}", target.host, target.port);
+                let started = Instant::now();
+                let before = self.phases.get();
+                let tunnel = proxy.tunnel(self)?;
+                let mut p = self.phases.get();
+                let inner = (p.dns - before.dns) + (p.tcp - before.tcp);
+                p.proxy = started.elapsed().saturating_sub(inner);
+                self.phases.set(p);
+                wlog!(Debug, id, "proxy {proxy} opened the tunnel in {} us", p.proxy.as_micros());
+                Tcp::new(tunnel)
+            }
+            None => {
+                wlog!(Info, id, "connecting to {}:{}", target.host, target.port);
+                Tcp::new(self.direct()?)
+            }
         };
-        let transport = if self.target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
-        self.upgrade(Stream::new(transport))
+        let transport = if target.tls { self.tls(tcp)? } else { MaybeTlsStream::Plain(tcp) };
+        let open = self.upgrade(Stream::new(transport, self.stats.clone()))?;
+        self.stats.set_phases(&self.phases.get());
+        Ok(open)
+    }
+
+    /// Adds the time since `started` to one phase.
+    fn timed(&self, started: Instant, phase: impl FnOnce(&mut ConnectPhases) -> &mut Duration) {
+        let mut p = self.phases.get();
+        *phase(&mut p) += started.elapsed();
+        self.phases.set(p);
     }
 
     fn direct(&self) -> Result<TcpStream, DialError> {
@@ -87,24 +124,46 @@ impl Dial<'_> {
         self.check(stage)
     }
 
+    /// Resolves `host`; an IP literal takes no time and counts as no DNS.
     pub(crate) fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DialError> {
-        let addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+        if let Ok(ip) = literal {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let started = Instant::now();
+        let resolved = (host, port).to_socket_addrs();
+        self.timed(started, |p| &mut p.dns);
+        let addrs: Vec<SocketAddr> = resolved
             .map_err(|e| ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}")))?
             .collect();
         if addrs.is_empty() {
             return Err(ConnectionError::new(ErrorKind::Resolve, format!("'{host}' has no address")).into());
         }
+        wlog!(
+            Debug,
+            self.id,
+            "resolved '{host}' to {} address(es) in {} us",
+            addrs.len(),
+            started.elapsed().as_micros()
+        );
         Ok(addrs)
     }
 
     /// Tries each address in turn; reports the last failure.
     pub(crate) fn tcp(&self, addrs: &[SocketAddr]) -> Result<TcpStream, DialError> {
+        let started = Instant::now();
         let mut last = None;
         for addr in addrs {
             match self.tcp_one(*addr) {
-                Ok(s) => return Ok(s),
-                Err(DialError::Failed(e)) if e.kind() == ErrorKind::Connect => last = Some(e),
+                Ok(s) => {
+                    self.timed(started, |p| &mut p.tcp);
+                    wlog!(Debug, self.id, "TCP connected to {addr} in {} us", started.elapsed().as_micros());
+                    return Ok(s);
+                }
+                Err(DialError::Failed(e)) if e.kind() == ErrorKind::Connect => {
+                    wlog!(Debug, self.id, "{}", e.message());
+                    last = Some(e);
+                }
                 Err(other) => return Err(other),
             }
         }
@@ -134,10 +193,16 @@ impl Dial<'_> {
         let fd = tcp.as_raw_fd();
         let host = self.target.host.as_str();
         let connector = self.options.tls.connector()?;
+        let started = Instant::now();
         let mut attempt = connector.connect(host, tcp);
         loop {
             match attempt {
-                Ok(tls) => return Ok(MaybeTlsStream::NativeTls(tls)),
+                Ok(tls) => {
+                    self.timed(started, |p| &mut p.tls);
+                    // native-tls 0.2 does not expose the negotiated protocol version.
+                    wlog!(Info, self.id, "TLS established with '{host}' in {} us", started.elapsed().as_micros());
+                    return Ok(MaybeTlsStream::NativeTls(tls));
+                }
                 Err(TlsHandshakeError::WouldBlock(mid)) => {
                     self.wait(fd, mid.get_ref().blocked_on(), "in the TLS handshake")?;
                     attempt = mid.handshake();
@@ -166,16 +231,32 @@ impl Dial<'_> {
         for p in &self.options.subprotocols {
             request = request.with_sub_protocol(p.as_str());
         }
+        if crate::logging::enabled(log::Level::Trace) {
+            for (name, value) in &self.options.headers {
+                wlog!(Trace, self.id, "upgrade request header {name}: {}", header_value(name, value));
+            }
+        }
+        let started = Instant::now();
         let mut attempt =
             tungstenite::client::client_with_config(request, stream, Some(self.options.websocket_config()));
         loop {
             match attempt {
                 Ok((ws, response)) => {
+                    self.timed(started, |p| &mut p.upgrade);
                     let protocol = response
                         .headers()
                         .get("Sec-WebSocket-Protocol")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    self.keep_response(HandshakeResponse::from_http(&response));
+                    wlog!(
+                        Info,
+                        self.id,
+                        "upgraded: HTTP {} in {} us, subprotocol {}",
+                        response.status().as_u16(),
+                        started.elapsed().as_micros(),
+                        protocol.as_deref().unwrap_or("none")
+                    );
                     return Ok((ws, protocol));
                 }
                 Err(HandshakeError::Interrupted(mid)) => {
@@ -188,9 +269,25 @@ impl Dial<'_> {
                     self.wait(fd, blocked, stage)?;
                     attempt = mid.handshake();
                 }
-                Err(HandshakeError::Failure(e)) => return Err(upgrade_error(e).into()),
+                Err(HandshakeError::Failure(e)) => {
+                    if let tungstenite::Error::Http(response) = &e {
+                        self.keep_response(HandshakeResponse::from_http(response));
+                    }
+                    return Err(upgrade_error(e).into());
+                }
             }
         }
+    }
+
+    /// Keeps the upgrade response for the application (and logs its headers
+    /// at TRACE, credentials redacted).
+    fn keep_response(&self, response: HandshakeResponse) {
+        if crate::logging::enabled(log::Level::Trace) {
+            for (name, value) in response.headers() {
+                wlog!(Trace, self.id, "upgrade response header {name}: {}", header_value(name, value));
+            }
+        }
+        let _ = self.response.set(response);
     }
 }
 

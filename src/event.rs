@@ -2,6 +2,7 @@
 //! channel, named handlers, C), so the worker has a single way to deliver.
 
 use crate::error::ConnectionError;
+use std::time::Duration;
 use tungstenite::{Bytes, Utf8Bytes};
 
 /// A complete WebSocket message (fragments are reassembled before delivery).
@@ -63,6 +64,16 @@ pub enum Event {
     Open,
     /// A text or binary message arrived.
     Message(Message),
+    /// A pong arrived. Delivered only when asked for
+    /// ([`crate::Builder::on_pong`], [`crate::Options::deliver_pongs`]); not
+    /// a message, so the flow gate does not hold it back.
+    Pong {
+        /// The pong's payload (a ping's, echoed).
+        data: Bytes,
+        /// Time since the ping it answers was sent (keepalive or
+        /// [`crate::Connection::ping`]); `None` for a pong that answers none.
+        rtt: Option<Duration>,
+    },
     /// The connection failed (terminal).
     Error(ConnectionError),
     /// With reconnect on: the connection was lost (or a connect failed) and
@@ -93,13 +104,14 @@ impl Event {
         matches!(self, Event::Error(_) | Event::Close { .. })
     }
 
-    /// The Dirigible-style method name: `onopen`, `onmessage`,
+    /// The Dirigible-style method name: `onopen`, `onmessage`, `onpong`,
     /// `onreconnecting`, `onerror`, `onclose`.
     pub fn method(&self) -> &'static str {
         match self {
             Event::Open => "onopen",
             Event::Message(_) => "onmessage",
             Event::Reconnecting { .. } => "onreconnecting",
+            Event::Pong { .. } => "onpong",
             Event::Error(_) => "onerror",
             Event::Close { .. } => "onclose",
         }

@@ -23,6 +23,8 @@ pub(crate) struct Frames {
     payload_left: u64,
     /// A data frame without FIN began a message that has not ended yet.
     in_message: bool,
+    /// Frame headers completed so far (every kind of frame).
+    count: u64,
 }
 
 const MAX_HEADER: usize = 14;
@@ -77,6 +79,12 @@ impl Frames {
         }
         self.payload_left = len;
         self.header_len = 0;
+        self.count += 1;
+    }
+
+    /// How many frames have begun (their header was complete) so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
     }
 
     /// A tracker for a server, whose HTTP request head was read before the

@@ -18,9 +18,11 @@ use crate::connection::{set_current_worker, Connection, Shared, Sink};
 use crate::error::{panic_text, ConnectionError, Error, ErrorKind};
 use crate::event::Event;
 use crate::handler::handler_sink;
+use crate::logging::wlog;
 use crate::options::Options;
 use crate::registry::registry;
 use crate::server::ServerShared;
+use crate::stats::Stats;
 use crate::target::Target;
 use crate::waker::{deadline_in, Interest, Waker};
 use crate::worker;
@@ -38,7 +40,8 @@ pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink:
     let _admitted = reg.admit()?;
     let waker = Waker::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
     let id = reg.next_id();
-    let (shared, queues) = Shared::new(id, uri, handler, None, options.max_buffered_bytes, waker);
+    let (shared, queues) =
+        Shared::new(id, uri, handler, None, options.max_buffered_bytes, waker, Arc::default(), options.c_on_pong);
     let conn = Connection::from_shared(shared.clone());
     reg.insert(shared);
     let life = Life { conn: conn.clone(), sink, done: false };
@@ -74,6 +77,7 @@ impl Life {
             Event::Error(ConnectionError::new(ErrorKind::Other, why))
         });
         let end = self.conn.shared().conclude(end);
+        log_end(self.conn.id(), &end);
         let (conn, sink) = (&self.conn, &mut self.sink);
         // A panic in the terminal callback is contained: there is nothing
         // left to report it to.
@@ -86,6 +90,18 @@ impl Life {
             registry().remove(self.conn.id());
             self.conn.shared().mark_finished();
         }
+    }
+}
+
+/// The connection's end, for the log: errors at ERROR, closes at INFO.
+fn log_end(id: u64, end: &Event) {
+    match end {
+        Event::Error(e) => match e.http_status() {
+            Some(status) => wlog!(Error, id, "connection failed ({:?}, HTTP {status}): {e}", e.kind()),
+            None => wlog!(Error, id, "connection failed ({:?}): {e}", e.kind()),
+        },
+        Event::Close { code, reason } => wlog!(Info, id, "connection closed: code {code} {reason:?}"),
+        _ => {}
     }
 }
 
@@ -174,10 +190,12 @@ impl Drop for Admitted {
 /// and no events), then registration and the same worker loop as a client.
 fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
     let options = Options { max_message_size: server.max_message_size(), ..Options::default() };
+    let stats = Arc::new(Stats::default());
     let accept = Accept {
         stop: &server.stop,
         deadline: deadline_in(server.handshake_timeout()),
         config: options.websocket_config(),
+        stats: &stats,
     };
     let Some((ws, request)) = accept.handshake(stream, |r| server.route(r)) else {
         return;
@@ -190,7 +208,7 @@ fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
     };
     let uri = format!("ws://{}{}", server.addr, request.uri());
     let (shared, queues) =
-        Shared::new(id, &uri, Some(handler.clone()), Some(endpoint), options.max_buffered_bytes, waker);
+        Shared::new(id, &uri, Some(handler.clone()), Some(endpoint), options.max_buffered_bytes, waker, stats, None);
     let conn = Connection::from_shared(shared.clone());
     {
         let reg = registry();
@@ -205,6 +223,7 @@ fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
         conns.insert(id);
     }
     let _forget = Forget(server, id);
+    wlog!(Info, id, "accepted {uri} on endpoint '{handler}'");
     let life = Life { conn, sink: handler_sink(&handler), done: false };
     life.run(|conn, sink| worker::run_accepted(conn, sink, ws, &options, queues));
 }
@@ -250,8 +269,16 @@ pub fn shutdown(timeout: Duration) -> Result<(), Error> {
         conn.shutdown_close();
     }
     let own = usize::from(crate::connection::current_worker().is_some());
-    match reg.wait_for_workers(own, deadline_in(timeout)) {
-        0 => Ok(()),
+    let deadline = deadline_in(timeout);
+    match reg.wait_for_workers(own, deadline) {
+        0 if crate::logging::close(deadline) => Ok(()),
+        0 => {
+            crate::logging::reopen();
+            Err(Error::Timeout(format!(
+                "a log callback was still running on another thread after {} ms",
+                timeout.as_millis()
+            )))
+        }
         n if n == own => Err(Error::Timeout(
             "called from inside a callback: every other worker has exited, but the calling one cannot wait for itself"
                 .into(),
@@ -263,6 +290,7 @@ pub fn shutdown(timeout: Duration) -> Result<(), Error> {
 /// Allows new connections again after [`shutdown`]; a no-op otherwise.
 pub fn init() {
     registry().set_admitting(true);
+    crate::logging::reopen();
 }
 
 #[cfg(test)]

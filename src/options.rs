@@ -29,6 +29,10 @@ pub struct Options {
     pub(crate) proxy: Option<ProxySetting>,
     pub(crate) proxy_from_env: bool,
     pub(crate) reconnect: Option<crate::reconnect::Reconnect>,
+    /// Deliver `Event::Pong`.
+    pub(crate) pongs: bool,
+    /// The C `on_pong` (set through `wsc_options_set_on_pong`).
+    pub(crate) c_on_pong: crate::ffi::wsc_on_pong_fn,
 }
 
 impl Default for Options {
@@ -50,6 +54,8 @@ impl Default for Options {
             tls: TlsOptions::default(),
             proxy: None,
             proxy_from_env: false,
+            pongs: false,
+            c_on_pong: None,
         }
     }
 }
@@ -107,6 +113,9 @@ impl Options {
     }
 
     /// Sends a ping this often; `None` (the default) turns keepalive off.
+    /// Each keepalive ping carries an 8-byte big-endian sequence number
+    /// (1, 2, ...), so its pong gives the round-trip time even when the
+    /// peer answers slower than the interval.
     pub fn ping_interval(&mut self, interval: Option<Duration>) -> &mut Self {
         self.ping_interval = interval.filter(|d| !d.is_zero());
         self
@@ -273,6 +282,15 @@ impl Options {
     /// tungstenite's configuration. Frames collect in a write buffer of up to
     /// 64 KiB and the worker flushes after each batch of queued messages, so
     /// a burst of small sends becomes a few large `send(2)` calls.
+    /// Delivers [`crate::Event::Pong`] for every pong received, with the
+    /// round-trip time of the ping it answers (off by default, so channel
+    /// and handler users see no new events unless they ask).
+    /// [`crate::Builder::on_pong`] turns it on.
+    pub fn deliver_pongs(&mut self, enabled: bool) -> &mut Self {
+        self.pongs = enabled;
+        self
+    }
+
     pub(crate) fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
         tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)

@@ -15,38 +15,47 @@
 //!
 //! On top, above TLS, [`Stream`] shows every byte tungstenite reads to a
 //! [`Frames`] tracker, so the worker knows when tungstenite's buffers hold
-//! nothing but whole messages and may be given back (see `frames`).
+//! nothing but whole messages and may be given back (see `frames`). A
+//! second tracker follows what tungstenite writes; both count frames into
+//! the connection's statistics (a few instructions per frame, no lock).
 
 use crate::frames::Frames;
+use crate::stats::{add, Stats};
 use crate::waker::Interest;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use tungstenite::stream::MaybeTlsStream;
 
 /// TCP, or TLS over it.
 pub(crate) type Transport = MaybeTlsStream<Tcp>;
 
 /// What tungstenite reads and writes: the transport, with the frame tracker
-/// watching what is read.
+/// watching what is read and counting what is written.
 #[derive(Debug)]
 pub(crate) struct Stream {
     transport: Transport,
     frames: Frames,
+    written: Frames,
+    stats: Arc<Stats>,
 }
 
 impl Stream {
-    /// A stream whose first bytes to read are the HTTP upgrade response.
-    pub(crate) fn new(transport: Transport) -> Stream {
-        Stream { transport, frames: Frames::default() }
+    /// A stream whose first bytes to read are the HTTP upgrade response
+    /// (and the first written, the request).
+    pub(crate) fn new(transport: Transport, stats: Arc<Stats>) -> Stream {
+        Stream { transport, frames: Frames::default(), written: Frames::default(), stats }
     }
 
-    /// A server's stream: the request head has been read, and `leftover`
-    /// (bytes the client sent after it) goes to tungstenite first.
-    pub(crate) fn accepted(transport: Transport, leftover: &[u8]) -> Stream {
+    /// A server's stream: the request head has been read and the response
+    /// written, and `leftover` (bytes the client sent after the request)
+    /// goes to tungstenite first.
+    pub(crate) fn accepted(transport: Transport, leftover: &[u8], stats: Arc<Stats>) -> Stream {
         let mut frames = Frames::after_head();
         frames.feed(leftover);
-        Stream { transport, frames }
+        add(&stats.frames_received, frames.count());
+        Stream { transport, frames, written: Frames::after_head(), stats }
     }
 
     /// See [`Frames::at_message_boundary`].
@@ -58,14 +67,26 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.transport.read(buf)?;
+        let before = self.frames.count();
         self.frames.feed(&buf[..n]);
+        let begun = self.frames.count() - before;
+        if begun != 0 {
+            add(&self.stats.frames_received, begun);
+        }
         Ok(n)
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
+        let n = self.transport.write(buf)?;
+        let before = self.written.count();
+        self.written.feed(&buf[..n]);
+        let begun = self.written.count() - before;
+        if begun != 0 {
+            add(&self.stats.frames_sent, begun);
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

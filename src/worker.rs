@@ -18,17 +18,21 @@ use crate::dial::{Dial, DialError};
 use crate::error::{panic_text, ConnectionError, ErrorKind};
 use crate::event::{Event, Message};
 use crate::gate::Gate;
+use crate::logging::wlog;
 use crate::options::Options;
 use crate::reconnect::{retried_close, retried_failure, Backoff, Retry};
+use crate::stats::{add, micros};
 use crate::stream::{raw_fd, Stream};
 use crate::target::Target;
 use crate::waker::{deadline_in, Interest};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role};
-use tungstenite::WebSocket;
+use tungstenite::{Bytes, WebSocket};
 
 /// How a connection ended: the last event it reports.
 enum Terminal {
@@ -86,6 +90,8 @@ pub(crate) fn run(conn: &Connection, sink: &mut Sink, target: &Target, options: 
         if !conn.shared().mark_reconnecting() {
             return closed_while_connecting().into();
         }
+        conn.shared().stats.reconnected();
+        wlog!(Info, conn.id(), "reconnecting: attempt {attempt} in {} ms: {reason}", delay.as_millis());
         if let Err(end) = worker.deliver(Event::Reconnecting { attempt, delay, reason }) {
             return end.into();
         }
@@ -158,6 +164,10 @@ impl Worker<'_> {
             waker: &shared.waker,
             aborted: &aborted,
             deadline: deadline_in(self.options.connect_timeout),
+            id: shared.id,
+            stats: &shared.stats,
+            response: &shared.response,
+            phases: Default::default(),
         };
         let (ws, protocol) = match dial.establish() {
             Ok(open) => open,
@@ -201,8 +211,9 @@ impl Worker<'_> {
         })
     }
 
-    /// Applies queued control commands; returns a close request if one came.
-    fn take_control(&mut self) -> Option<CloseFrame> {
+    /// Applies queued control commands; returns a close request if one
+    /// came, and passes application pings to `ping`.
+    fn take_control(&mut self, mut ping: impl FnMut(Bytes)) -> Option<CloseFrame> {
         let mut close = None;
         while let Ok(c) = self.queues.control.try_recv() {
             match c {
@@ -210,6 +221,7 @@ impl Worker<'_> {
                 Control::Close { code, reason } => {
                     close = Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() })
                 }
+                Control::Ping(data) => ping(data),
             }
         }
         close
@@ -253,6 +265,8 @@ struct Keepalive {
     /// `None`: the interval is too long to ever come round.
     next_ping: Option<Instant>,
     waiting_since: Option<Instant>,
+    /// Keepalive pings sent: the payload of the next one.
+    sent: u64,
 }
 
 impl Keepalive {
@@ -268,6 +282,10 @@ impl Keepalive {
         }
     }
 }
+
+/// Pings awaiting their pong, for the round-trip time: at most this many
+/// are remembered (a peer answers only the latest of several, RFC 6455 5.5.3).
+const PINGS_REMEMBERED: usize = 8;
 
 /// The open phase: one socket, its queues and timers.
 struct Session {
@@ -292,6 +310,10 @@ struct Session {
     shrink_at: Option<Instant>,
     /// tungstenite's last `read` wanted more bytes (it holds no whole frame).
     read_drained: bool,
+    /// Pings sent and not yet answered: payload and when it was sent.
+    pings: VecDeque<(Bytes, Instant)>,
+    /// Application pings taken from the control queue, not yet written.
+    ping_queue: Vec<Bytes>,
 }
 
 impl Session {
@@ -302,6 +324,7 @@ impl Session {
             timeout: options.pong_timeout,
             next_ping: deadline_in(interval),
             waiting_since: None,
+            sent: 0,
         });
         Session {
             ws,
@@ -318,6 +341,8 @@ impl Session {
             closing: Closing::No,
             keepalive,
             close_timeout: options.close_timeout,
+            pings: VecDeque::new(),
+            ping_queue: Vec::new(),
         }
     }
 
@@ -381,12 +406,49 @@ impl Session {
 
     fn control(&mut self, w: &mut Worker) {
         self.seen_activity = w.conn.shared().activity();
-        if let Some(frame) = w.take_control() {
+        let queue = &mut self.ping_queue;
+        if let Some(frame) = w.take_control(|data| queue.push(data)) {
             if matches!(self.closing, Closing::No) {
+                wlog!(
+                    Debug,
+                    w.conn.id(),
+                    "closing requested: code {} {:?}",
+                    u16::from(frame.code),
+                    frame.reason.as_str()
+                );
                 self.closing = Closing::Requested { frame, deadline: deadline_in(self.close_timeout) };
                 w.conn.shared().mark_closing();
             }
         }
+    }
+
+    /// Writes a ping (keepalive or the application's) and remembers when.
+    fn ping(&mut self, w: &mut Worker, data: Bytes) -> Result<(), Terminal> {
+        if !self.ws.can_write() {
+            return Ok(());
+        }
+        if self.pings.len() == PINGS_REMEMBERED {
+            self.pings.pop_front();
+        }
+        self.pings.push_back((data.clone(), Instant::now()));
+        add(&w.conn.shared().stats.pings_sent, 1);
+        wlog!(Trace, w.conn.id(), "ping sent ({} bytes)", data.len());
+        self.needs_flush = true;
+        let r = self.ws.write(tungstenite::Message::Ping(data));
+        self.written(r).map(drop)
+    }
+
+    /// A pong arrived: the round-trip time of the ping it answers (the
+    /// newest with the same payload; older ones will not be answered).
+    fn ponged(&mut self, w: &Worker, data: &Bytes) -> Option<Duration> {
+        let stats = &w.conn.shared().stats;
+        add(&stats.pongs_received, 1);
+        let at = self.pings.iter().rposition(|(sent, _)| sent == data)?;
+        let rtt = self.pings[at].1.elapsed();
+        self.pings.drain(..=at);
+        stats.last_rtt_us.store(micros(rtt).max(1), Relaxed);
+        wlog!(Trace, w.conn.id(), "pong received: round trip {} us", rtt.as_micros());
+        Some(rtt)
     }
 
     /// Hands queued messages to tungstenite and flushes; sends our Close once
@@ -401,7 +463,17 @@ impl Session {
                 return Ok(());
             }
         }
+        for data in std::mem::take(&mut self.ping_queue) {
+            if matches!(self.closing, Closing::No | Closing::Requested { .. }) {
+                self.ping(w, data)?;
+            }
+        }
+        if self.write_blocked {
+            return Ok(());
+        }
         let can_write = self.ws.can_write();
+        let conn = w.conn;
+        let stats = &conn.shared().stats;
         // Once a Close is under way no data goes out (with reconnect, what is
         // still queued waits for the next connection).
         while self.in_flight < WRITE_BATCH && !matches!(self.closing, Closing::Underway { .. }) {
@@ -417,6 +489,8 @@ impl Session {
             self.in_flight += len;
             self.needs_flush = true;
             let r = self.ws.write(msg);
+            add(&stats.messages_sent, 1);
+            add(&stats.bytes_sent, len as u64);
             if !self.written(r)? {
                 return Ok(());
             }
@@ -425,7 +499,7 @@ impl Session {
             self.flush(w)?;
         }
         if matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked && w.queues.data.is_empty() {
-            self.send_close()?;
+            self.send_close(w.conn.id())?;
         }
         Ok(())
     }
@@ -455,11 +529,12 @@ impl Session {
         }
     }
 
-    fn send_close(&mut self) -> Result<(), Terminal> {
+    fn send_close(&mut self, id: u64) -> Result<(), Terminal> {
         let Closing::Requested { frame, .. } = std::mem::replace(&mut self.closing, Closing::No) else {
             return Ok(());
         };
         self.closing = Closing::Underway { deadline: deadline_in(self.close_timeout), peer: None };
+        wlog!(Debug, id, "Close sent: code {}", u16::from(frame.code));
         let r = self.ws.close(Some(frame));
         self.written(r).map(drop)
     }
@@ -505,11 +580,23 @@ impl Session {
             }
             tungstenite::Message::Close(frame) => {
                 let peer = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                wlog!(Debug, w.conn.id(), "Close received: code {} {:?}", peer.0, peer.1);
                 self.peer_closed(w, peer);
                 return Ok(());
             }
-            tungstenite::Message::Pong(_) | tungstenite::Message::Frame(_) => return Ok(()),
+            tungstenite::Message::Pong(data) => {
+                let rtt = self.ponged(w, &data);
+                if w.options.pongs {
+                    w.deliver(Event::Pong { data, rtt })?;
+                }
+                return Ok(());
+            }
+            tungstenite::Message::Frame(_) => return Ok(()),
         };
+        let conn = w.conn;
+        let stats = &conn.shared().stats;
+        add(&stats.messages_received, 1);
+        add(&stats.bytes_received, message.len() as u64);
         if w.conn.shared().close_requested() || !matches!(self.closing, Closing::No) {
             return Ok(()); // closing: read and dropped
         }
@@ -638,8 +725,12 @@ impl Session {
         if k.next_ping.is_some_and(|t| now >= t) {
             k.next_ping = now.checked_add(k.interval);
             k.waiting_since.get_or_insert(now);
-            let r = self.ws.write(tungstenite::Message::Ping(Default::default()));
-            if self.written(r)? && !self.write_blocked {
+            // A sequence number, so each pong finds its own ping even when
+            // the peer answers slower than the interval.
+            k.sent += 1;
+            let seq = Bytes::copy_from_slice(&k.sent.to_be_bytes());
+            self.ping(w, seq)?;
+            if !self.write_blocked {
                 self.flush(w)?;
             }
         }

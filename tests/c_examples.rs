@@ -356,6 +356,17 @@ fn c_api_contract_tests_pass() {
     assert!(!out.contains("not ok"), "{out}");
 }
 
+/// Issue 14 from C: wsc_ping / on_pong, wsc_get_stats, response headers,
+/// error kinds and a log callback that calls back into wsc.
+#[test]
+fn observability_from_c() {
+    let servers = Servers::start().unwrap();
+    let out = run_example("observe_test", &[&servers.echo_url()], "");
+    let summary = out.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("# ") && summary.contains(" tests, 0 failed"), "{out}");
+    assert!(!out.contains("not ok"), "{out}");
+}
+
 #[test]
 fn shutdown_racing_every_call_from_c_leaves_nothing_running() {
     let servers = Servers::start().unwrap();

@@ -305,3 +305,75 @@ fn reset_during_a_large_send_with_sigpipe_at_default() {
     assert!(e.message().contains("connection lost"), "{e}");
     healthy.check();
 }
+
+/// Every row above, through the C ABI: inside `on_error`,
+/// `wsc_get_error_kind()` and `wsc_get_http_status()` say what the Rust
+/// `ErrorKind` says (issue 14).
+#[test]
+fn error_kind_reaches_c_for_every_hostile_row() {
+    use wsc::ffi::{self, wsc_error_kind as K};
+    let none = |_: *mut ffi::wsc_options| {};
+    let check = |row: &str, seen: CErrorSeen, kind: K, status: u16| {
+        let (k, s, message) = seen.unwrap_or_else(|| panic!("{row}: ended with on_close, not on_error"));
+        assert_eq!((k, s), (kind, status), "{row}: {message}");
+    };
+    for (response, status) in [
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200),
+        ("HTTP/1.1 301 Moved Permanently\r\nLocation: ws://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n", 301),
+        ("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", 403),
+        ("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", 500),
+    ] {
+        let server = http_server(response);
+        check(response, c_connection_end(&server.url(), none), K::WSC_ERROR_HANDSHAKE, status);
+    }
+    let server = http_server(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+    );
+    check("bad accept key", c_connection_end(&server.url(), none), K::WSC_ERROR_HANDSHAKE, 0);
+    let mut huge = vec![FIN | BINARY, 127];
+    huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    let protocol_rows: Vec<(&str, Vec<u8>, K)> = vec![
+        ("reserved bits", frame(FIN | 0x70 | TEXT, b"rsv"), K::WSC_ERROR_PROTOCOL),
+        ("masked server frame", masked_frame(FIN | TEXT, b"masked"), K::WSC_ERROR_PROTOCOL),
+        ("invalid UTF-8", frame(FIN | TEXT, &[b'o', b'k', 0xC3, 0x28]), K::WSC_ERROR_PROTOCOL),
+        ("control frame > 125", frame(FIN | PING, &[b'p'; 126]), K::WSC_ERROR_PROTOCOL),
+        ("fragmented control frame", frame(PING, b"half"), K::WSC_ERROR_PROTOCOL),
+        ("length 2^63", huge, K::WSC_ERROR_MESSAGE_TOO_BIG),
+    ];
+    for (row, bytes, kind) in protocol_rows {
+        let (server, _codes) = hostile(bytes);
+        check(row, c_connection_end(&server.url(), none), kind, 0);
+    }
+    let (server, _codes) = hostile(frame(FIN | BINARY, &[1u8; 2000]));
+    let small = |o: *mut ffi::wsc_options| unsafe {
+        ffi::wsc_options_set_max_message_size(o, 1000);
+    };
+    check("message > maximum", c_connection_end(&server.url(), small), K::WSC_ERROR_MESSAGE_TOO_BIG, 0);
+    let server = raw_ws_server(|s| {
+        let _ = s.shutdown(Shutdown::Write);
+        drain(s);
+    });
+    check("half-closes", c_connection_end(&server.url(), none), K::WSC_ERROR_CONNECTION_LOST, 0);
+    let server = raw_ws_server(|mut s| {
+        let _ = s.write_all(&frame(FIN | BINARY, &[9u8; 100])[..12]);
+    });
+    check("vanishes mid-frame", c_connection_end(&server.url(), none), K::WSC_ERROR_CONNECTION_LOST, 0);
+    let server = raw_ws_server(drain);
+    let pings = |o: *mut ffi::wsc_options| unsafe {
+        ffi::wsc_options_set_ping_interval_ms(o, 200);
+        ffi::wsc_options_set_pong_timeout_ms(o, 400);
+    };
+    check("never answers pings", c_connection_end(&server.url(), pings), K::WSC_ERROR_TIMEOUT, 0);
+    let server = silent_server();
+    let quick = |o: *mut ffi::wsc_options| unsafe {
+        ffi::wsc_options_set_connect_timeout_ms(o, 300);
+    };
+    check("never answers the upgrade", c_connection_end(&server.url(), quick), K::WSC_ERROR_TIMEOUT, 0);
+    let refused = format!("ws://127.0.0.1:{}/", closed_port());
+    check("connection refused", c_connection_end(&refused, none), K::WSC_ERROR_CONNECT, 0);
+    let unresolvable = format!("ws://{}.invalid/", "a".repeat(64));
+    check("does not resolve", c_connection_end(&unresolvable, none), K::WSC_ERROR_RESOLVE, 0);
+    // Outside any callback there is no error.
+    assert_eq!(ffi::wsc_get_error_kind(), K::WSC_ERROR_NONE);
+    assert_eq!(ffi::wsc_get_http_status(), 0);
+}

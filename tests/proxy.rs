@@ -20,7 +20,7 @@ use common::*;
 use crossbeam_channel::{unbounded, Receiver};
 use native_tls::{Identity, TlsAcceptor};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -252,38 +252,6 @@ fn microsocks() -> Option<Daemon> {
 }
 
 // ------------------------------------------------------------ raw proxies
-
-/// Copies both ways until each side has finished.
-fn relay(a: TcpStream, b: TcpStream) {
-    let (a2, b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
-    let t = std::thread::spawn(move || copy_then_close(a2, b2));
-    copy_then_close(b, a);
-    let _ = t.join();
-}
-
-fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
-    let _ = std::io::copy(&mut from, &mut to);
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-/// An HTTP CONNECT proxy written here: reports each request head, connects
-/// to the requested `host:port`, answers 200 and relays.
-fn forwarding_http_proxy(bind: &str) -> (TcpServer, Receiver<String>) {
-    let (tx, rx) = unbounded();
-    let server = TcpServer::start(bind, move |mut client| {
-        let Ok(head) = read_request(&mut client) else { return };
-        let _ = tx.send(head.clone());
-        let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
-        match TcpStream::connect(target.as_str()) {
-            Ok(upstream) => {
-                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-                relay(client, upstream)
-            }
-            Err(_) => drop(client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")),
-        }
-    });
-    (server, rx)
-}
 
 /// The address part of a SOCKS5 CONNECT request: ATYP and address.
 #[derive(Debug, PartialEq)]

@@ -105,6 +105,7 @@ fn a_server_that_dies_and_comes_back_gets_the_same_id_and_the_queued_messages() 
     assert_eq!(expect_text(&rx), "queued 1");
     assert_eq!(expect_text(&rx), "queued 2");
     assert_eq!(wsc::client(conn.id()).map(|c| c.id()), Some(conn.id()), "same id");
+    assert_eq!(conn.stats().unwrap().reconnects, 3, "one per announced retry");
     conn.close().unwrap();
     let (_, end) = finish(&rx);
     assert!(matches!(end, Event::Close { code: 1000, .. }), "{end:?}");

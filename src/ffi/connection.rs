@@ -1,6 +1,7 @@
 //! `wsc_connect` and the calls on a connection id.
 
 use super::boundary::{bytes, call, connection, optional_text, out, text as c_text};
+use super::observe::{with_error, wsc_on_pong_fn};
 use super::options::{on_reconnecting_of, or_default, wsc_on_reconnecting_fn, wsc_options};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
@@ -29,7 +30,8 @@ pub struct wsc_callbacks {
     pub on_message:
         Option<unsafe extern "C" fn(id: wsc_id, data: *const u8, len: usize, is_binary: bool, user_data: *mut c_void)>,
     /// Terminal: the connection failed (refused, DNS, TLS, HTTP status,
-    /// protocol violation, timeout, peer vanished). `message` says why.
+    /// protocol violation, timeout, peer vanished). `message` says why;
+    /// `wsc_get_error_kind` and `wsc_get_http_status` say it for code.
     pub on_error: Option<unsafe extern "C" fn(id: wsc_id, message: *const c_char, user_data: *mut c_void)>,
     /// Terminal: the connection closed; the peer's code and reason, or 1006
     /// when closed while connecting or the closing handshake could not finish.
@@ -52,9 +54,16 @@ fn c_string(s: &str) -> CString {
 /// idle connection does not keep its largest message's size.
 const KEPT_TEXT_BUFFER: usize = 64 << 10;
 
+/// The callbacks that come through `wsc_options` (`wsc_callbacks` is frozen).
+struct CallbacksFromOptions {
+    on_reconnecting: wsc_on_reconnecting_fn,
+    on_pong: wsc_on_pong_fn,
+}
+
 /// Translates events into the C callbacks. Text gets a trailing NUL in a
 /// buffer reused across messages, so only text pays one copy.
-fn c_sink(cb: wsc_callbacks, on_reconnecting: wsc_on_reconnecting_fn, user_data: UserData) -> Sink {
+fn c_sink(cb: wsc_callbacks, extra: CallbacksFromOptions, user_data: UserData) -> Sink {
+    let CallbacksFromOptions { on_reconnecting, on_pong } = extra;
     let mut text_buf: Vec<u8> = Vec::new();
     Box::new(move |conn: &Connection, event: Event| {
         let (id, ud) = (conn.id(), user_data);
@@ -89,10 +98,16 @@ fn c_sink(cb: wsc_callbacks, on_reconnecting: wsc_on_reconnecting_fn, user_data:
                     unsafe { f(id, attempt, ms, r.as_ptr(), ud.0) }
                 }
             }
+            Event::Pong { data, rtt } => {
+                if let Some(f) = on_pong {
+                    let rtt_us = rtt.map_or(0, crate::stats::micros);
+                    unsafe { f(id, data.as_ptr(), data.len(), rtt_us, ud.0) }
+                }
+            }
             Event::Error(e) => {
                 if let Some(f) = cb.on_error {
                     let m = c_string(e.message());
-                    unsafe { f(id, m.as_ptr(), ud.0) }
+                    with_error(&e, || unsafe { f(id, m.as_ptr(), ud.0) })
                 }
             }
             Event::Close { code, reason } => {
@@ -125,8 +140,10 @@ pub unsafe extern "C" fn wsc_connect(
         // SAFETY: NULL or a valid wsc_callbacks per the header's contract.
         let cb = *unsafe { callbacks.as_ref() }.ok_or_else(|| Error::InvalidArgument("callbacks is NULL".into()))?;
         let out_id = out(out_id, "out_id")?;
-        let conn =
-            start(uri, &or_default(options), None, c_sink(cb, on_reconnecting_of(options), UserData(user_data)))?;
+        let on_reconnecting = on_reconnecting_of(options);
+        let options = or_default(options);
+        let extra = CallbacksFromOptions { on_reconnecting, on_pong: options.c_on_pong };
+        let conn = start(uri, &options, None, c_sink(cb, extra, UserData(user_data)))?;
         *out_id = conn.id();
         Ok(())
     })

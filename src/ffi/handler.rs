@@ -6,6 +6,7 @@
 //! nowhere else — another thread asking at the same moment sees nothing.
 
 use super::boundary::{call, guard, optional_text, out, text};
+use super::observe::with_error;
 use super::options::{or_default, wsc_options};
 use super::status::wsc_status;
 use super::wsc_id;
@@ -53,6 +54,7 @@ impl Context {
                 c.error = Some(CString::new(reason.message().replace('\0', " ")).unwrap_or_default());
                 c.reconnect = (*attempt, u32::try_from(delay.as_millis()).unwrap_or(u32::MAX));
             }
+            Event::Pong { .. } => c.method = c"onpong",
             Event::Error(e) => {
                 c.method = c"onerror";
                 c.error = Some(CString::new(e.message().replace('\0', " ")).unwrap_or_default());
@@ -96,12 +98,25 @@ pub unsafe extern "C" fn wsc_register_handler(
         let f = handler.ok_or_else(|| crate::Error::InvalidArgument("handler is NULL".into()))?;
         let ud = UserData(user_data);
         crate::handler::register_handler(name, move |conn, event| {
+            let ud = ud;
+            if let Event::Pong { data, rtt } = event {
+                // Pongs go to the connection's on_pong, with the handler's user_data.
+                if let Some(on_pong) = conn.shared().c_on_pong {
+                    let rtt_us = rtt.map_or(0, crate::stats::micros);
+                    // SAFETY: the application's on_pong; `data` lives for the call.
+                    unsafe { on_pong(conn.id(), data.as_ptr(), data.len(), rtt_us, ud.0) };
+                }
+                return;
+            }
             // Handlers run on worker threads, whose thread-locals live
             // until the handler returns: `with` cannot fail here.
             let previous = CONTEXT.with(|slot| slot.replace(Some(Context::of(conn, event))));
-            let ud = ud;
             // SAFETY: the application's handler, called with its own user_data.
-            unsafe { f(conn.id(), ud.0) };
+            let handle = || unsafe { f(conn.id(), ud.0) };
+            match event {
+                Event::Error(e) => with_error(e, handle),
+                _ => handle(),
+            }
             CONTEXT.with(|slot| *slot.borrow_mut() = previous);
         })
     })

@@ -99,6 +99,8 @@ pub unsafe extern "C" fn wsc_options_set_close_timeout_ms(o: *mut wsc_options, m
 }
 
 /// Sends a ping every `ms` milliseconds; 0 (the default) turns pings off.
+/// Each carries an 8-byte big-endian sequence number; its pong updates the
+/// round-trip time (`wsc_get_stats`) and reaches `on_pong` if set.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_options_set_ping_interval_ms(o: *mut wsc_options, ms: u32) -> wsc_status {
     with(o, |opts| {

@@ -631,3 +631,80 @@ pub fn test_certs() -> &'static Path {
 pub fn test_cert(file: &str) -> String {
     test_certs().join(file).to_str().unwrap().to_owned()
 }
+
+// ------------------------------------------------------------ the C view
+
+/// What a C `on_error` saw: `wsc_get_error_kind()`, `wsc_get_http_status()`
+/// and the message, read inside the callback; `None` for an `on_close` end.
+pub type CErrorSeen = Option<(wsc::ffi::wsc_error_kind, u16, String)>;
+
+unsafe extern "C" fn c_seen_error(_id: u64, message: *const std::ffi::c_char, user: *mut std::ffi::c_void) {
+    // SAFETY: user is the Sender leaked by c_connection_end; message is a C string for the call.
+    let tx = unsafe { &*(user as *const Sender<CErrorSeen>) };
+    let text = unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy().into_owned();
+    let _ = tx.send(Some((wsc::ffi::wsc_get_error_kind(), wsc::ffi::wsc_get_http_status(), text)));
+}
+
+unsafe extern "C" fn c_seen_close(_id: u64, _code: u16, _reason: *const std::ffi::c_char, user: *mut std::ffi::c_void) {
+    // SAFETY: as above.
+    let tx = unsafe { &*(user as *const Sender<CErrorSeen>) };
+    let _ = tx.send(None);
+}
+
+/// Connects through the C ABI with options made by `configure` and returns
+/// what its terminal callback saw (see [`CErrorSeen`]).
+pub fn c_connection_end(url: &str, configure: impl FnOnce(*mut wsc::ffi::wsc_options)) -> CErrorSeen {
+    use wsc::ffi;
+    let (tx, rx) = unbounded::<CErrorSeen>();
+    // Leaked: the worker may still hold it after this returns (a few bytes a test).
+    let user = Box::into_raw(Box::new(tx)) as *mut std::ffi::c_void;
+    let callbacks = ffi::wsc_callbacks {
+        on_open: None,
+        on_message: None,
+        on_error: Some(c_seen_error),
+        on_close: Some(c_seen_close),
+    };
+    let url = std::ffi::CString::new(url).unwrap();
+    let mut id = 0;
+    unsafe {
+        let o = ffi::wsc_options_new();
+        configure(o);
+        assert_eq!(ffi::wsc_connect(url.as_ptr(), o, &callbacks, user, &mut id), ffi::wsc_status::WSC_OK);
+        ffi::wsc_options_free(o);
+    }
+    next_event(&rx, "the terminal callback")
+}
+
+// ---------------------------------------------------------------- proxies
+
+/// Copies both ways until each side has finished.
+pub fn relay(a: TcpStream, b: TcpStream) {
+    let (a2, b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let t = std::thread::spawn(move || copy_then_close(a2, b2));
+    copy_then_close(b, a);
+    let _ = t.join();
+}
+
+pub fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// An HTTP CONNECT proxy written here: reports each request head, connects
+/// to the requested `host:port`, answers 200 and relays.
+pub fn forwarding_http_proxy(bind: &str) -> (TcpServer, Receiver<String>) {
+    let (tx, rx) = unbounded();
+    let server = TcpServer::start(bind, move |mut client| {
+        let Ok(head) = read_request(&mut client) else { return };
+        let _ = tx.send(head.clone());
+        let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
+        match TcpStream::connect(target.as_str()) {
+            Ok(upstream) => {
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                relay(client, upstream)
+            }
+            Err(_) => drop(client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")),
+        }
+    });
+    (server, rx)
+}
