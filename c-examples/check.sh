@@ -70,6 +70,9 @@ run_all() {
     run "$mode-memory_test" "" "$@" "$build/memory_test" "$ECHO"
     run "$mode-server_test" "" "$@" "$build/server_test"
     run "$mode-reconnect_test" "" "$@" "$build/reconnect_test"
+    run "$mode-loop_poll" "" "$@" "$build/loop_poll" "$ECHO" 50
+    run "$mode-loop_libuv" "" "$@" "$build/loop_libuv" "$ECHO" 50
+    run "$mode-loop_glib" "" "$@" "$build/loop_glib" "$ECHO" 50
     run "$mode-observe_test" "" "$@" "$build/observe_test" "$ECHO"
 }
 

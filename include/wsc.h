@@ -175,6 +175,11 @@ typedef enum wsc_error_kind {
 } wsc_error_kind;
 
 /**
+ * An event loop's delivery queue (see `wsc_loop_new`).
+ */
+typedef struct wsc_loop wsc_loop;
+
+/**
  * Connection options. Create with `wsc_options_new`, free with
  * `wsc_options_free`. Not retained by `wsc_connect`: free it whenever you
  * like. Not thread-safe: do not modify one from two threads at once.
@@ -219,7 +224,9 @@ typedef struct wsc_client_info {
 /**
  * Callbacks of one connection. Any member may be NULL.
  *
- * Every callback runs on the connection's own worker thread, never two of
+ * Every callback runs on the connection's own worker thread (with an event
+ * loop, `wsc_options_set_loop`: inside `wsc_loop_dispatch` on the thread
+ * that calls it), never two of
  * one connection at once, in order: `on_open` once per successful
  * (re)connect (at most once without reconnect) and first, then messages,
  * then exactly one of `on_error` / `on_close`, last. Pointers
@@ -483,6 +490,59 @@ enum wsc_status wsc_get_protocol(wsc_id id, char *buf, size_t buf_len);
  * connection's own callbacks (it would wait for itself: WSC_ERR_TIMEOUT).
  */
 enum wsc_status wsc_wait(wsc_id id, uint32_t timeout_ms);
+
+/**
+ * A new loop: connections whose options name it (`wsc_options_set_loop`)
+ * deliver every callback, named-handler calls included, only inside
+ * `wsc_loop_dispatch` on the thread that calls it; I/O stays on their
+ * worker threads. `*out_loop` is the caller's until `wsc_loop_free`.
+ */
+enum wsc_status wsc_loop_new(struct wsc_loop **out_loop);
+
+/**
+ * The descriptor to poll for input (poll, epoll, libuv's uv_poll_t, GLib's
+ * g_unix_fd_add): readable exactly while events wait. Owned by the loop;
+ * do not close it. -1 for NULL.
+ */
+int32_t wsc_loop_fd(const struct wsc_loop *l);
+
+/**
+ * Runs at most `max_events` queued callbacks (0: everything queued at the
+ * call) on this thread; never blocks. `*out_dispatched` (may be NULL) gets
+ * how many ran. Per connection the usual order holds: on_open first,
+ * messages in order, exactly one terminal callback last; an id answers
+ * until its terminal callback has been dispatched and has returned.
+ * WSC_ERR_INVALID_ARGUMENT from inside a dispatched callback, or while
+ * another thread dispatches the same loop. A connection's wsc_wait from the
+ * thread that dispatches its loop is WSC_ERR_INVALID_ARGUMENT (it would
+ * never return).
+ */
+enum wsc_status wsc_loop_dispatch(struct wsc_loop *l, size_t max_events, size_t *out_dispatched);
+
+/**
+ * Frees the loop. WSC_ERR_INVALID_ARGUMENT (and the loop stays valid)
+ * while any attached connection's terminal callback has not been
+ * dispatched: call wsc_shutdown (or close them), dispatch until nothing is
+ * left, then free. Options that name a freed loop are refused by
+ * wsc_connect (WSC_ERR_INVALID_ARGUMENT).
+ */
+enum wsc_status wsc_loop_free(struct wsc_loop *l);
+
+/**
+ * Names the loop that connections made with these options deliver their
+ * callbacks through (NULL: none, the default: callbacks on the worker
+ * thread). The options do not keep the loop alive.
+ */
+enum wsc_status wsc_options_set_loop(struct wsc_options *o, struct wsc_loop *l);
+
+/**
+ * With a loop: at most `messages` undispatched messages per connection, of
+ * at most `bytes` bytes in all (defaults 1000 and 16 MiB); at the cap the
+ * connection stops reading its socket (TCP backpressure, and keepalive is
+ * suspended as when the flow gate is shut) until the loop dispatches.
+ * WSC_ERR_INVALID_ARGUMENT for 0.
+ */
+enum wsc_status wsc_options_set_loop_max_pending(struct wsc_options *o, size_t messages, size_t bytes);
 
 /**
  * Registers `handler` under `name` (copied), replacing any handler of that

@@ -19,7 +19,7 @@ step() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
 step "prerequisites"
 need_apt=()
 # chromium: Debian's build, for tests/browser.rs (no browser download at test time)
-for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium; do
+for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium libuv1-dev libglib2.0-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -13,7 +13,7 @@
 
 use crate::error::Error;
 use crate::event::{Event, Message};
-use crate::gate::Outstanding;
+use crate::gate::{Outstanding, Pending};
 use crate::response::HandshakeResponse;
 use crate::stats::{ConnectionStats, Stats};
 use crate::waker::{deadline_in, Waker};
@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     /// after a callback) can skip its queues when nothing was queued.
     activity: AtomicU64,
     pub(crate) outstanding: Arc<Outstanding>,
+    /// With event-loop delivery: undispatched messages (set once, before the worker starts).
+    pub(crate) loop_pending: OnceLock<Arc<Pending>>,
     protocol: OnceLock<Option<String>>,
     /// Counters, bumped by the worker without a lock.
     pub(crate) stats: Arc<Stats>,
@@ -140,6 +142,7 @@ impl Shared {
             buffered: AtomicUsize::new(0),
             activity: AtomicU64::new(0),
             outstanding: Arc::default(),
+            loop_pending: OnceLock::new(),
             max_buffered,
             protocol: OnceLock::new(),
             stats,
@@ -495,6 +498,12 @@ impl Connection {
     pub fn wait(&self, timeout: Duration) -> Result<(), Error> {
         if current_worker() == Some(self.id()) {
             return Err(Error::Timeout("a connection cannot wait for itself from its own callback".into()));
+        }
+        if self.shared.state().is_some() && self.shared.loop_pending.get().is_some_and(|p| p.on_dispatcher()) {
+            return Err(Error::InvalidArgument(
+                "this thread dispatches the connection's event loop: waiting here would never end (dispatch instead)"
+                    .into(),
+            ));
         }
         let deadline = deadline_in(timeout);
         let mut guard = self.shared.finishing.lock();

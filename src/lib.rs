@@ -103,6 +103,7 @@ mod descriptor;
 mod dial;
 mod error;
 mod event;
+mod event_loop;
 mod frames;
 mod gate;
 mod handler;
@@ -127,6 +128,7 @@ pub use builder::{connect, Builder};
 pub use connection::{Connection, State};
 pub use error::{ConnectionError, Error, ErrorKind};
 pub use event::{Event, Message};
+pub use event_loop::Loop;
 pub use handler::{
     client, client_by_handler, clients, create_websocket, register_handler, unregister_handler, ClientInfo, Handler,
     ENGINES,

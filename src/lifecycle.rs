@@ -17,6 +17,7 @@ use crate::accept::Accept;
 use crate::connection::{set_current_worker, Connection, Shared, Sink};
 use crate::error::{panic_text, ConnectionError, Error, ErrorKind};
 use crate::event::Event;
+use crate::event_loop::Attachment;
 use crate::handler::handler_sink;
 use crate::logging::wlog;
 use crate::options::Options;
@@ -43,8 +44,8 @@ pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink:
     let (shared, queues) =
         Shared::new(id, uri, handler, None, options.max_buffered_bytes, waker, Arc::default(), options.c_on_pong);
     let conn = Connection::from_shared(shared.clone());
+    let life = Life::new(conn.clone(), sink, options)?;
     reg.insert(shared);
-    let life = Life { conn: conn.clone(), sink, done: false };
     let options = options.clone();
     let spawned = spawn(id, format!("wsc-{id}"), options.stack_size, move || {
         life.run(|conn, sink| worker::run(conn, sink, &target, &options, queues));
@@ -65,6 +66,9 @@ struct Life {
     conn: Connection,
     sink: Sink,
     done: bool,
+    /// With event-loop delivery: the tie to the loop, which runs the
+    /// terminal callback and then finishes the connection.
+    attachment: Option<Attachment>,
 }
 
 impl Life {
@@ -78,6 +82,12 @@ impl Life {
         });
         let end = self.conn.shared().conclude(end);
         log_end(self.conn.id(), &end);
+        if let Some(attachment) = self.attachment.take() {
+            self.done = true; // the loop finishes it, after the terminal callback
+            let conn = self.conn.clone();
+            attachment.deliver_terminal(&self.conn, end, Box::new(move || finish_connection(&conn)));
+            return;
+        }
         let (conn, sink) = (&self.conn, &mut self.sink);
         // A panic in the terminal callback is contained: there is nothing
         // left to report it to.
@@ -87,9 +97,33 @@ impl Life {
 
     fn finish(&mut self) {
         if !std::mem::replace(&mut self.done, true) {
-            registry().remove(self.conn.id());
-            self.conn.shared().mark_finished();
+            if let Some(attachment) = self.attachment.take() {
+                attachment.abandon();
+            }
+            finish_connection(&self.conn);
         }
+    }
+}
+
+/// The last step of a connection's life: the id is forgotten and `wait` returns.
+fn finish_connection(conn: &Connection) {
+    registry().remove(conn.id());
+    conn.shared().mark_finished();
+}
+
+impl Life {
+    /// A life for `conn`, delivering through `options`' event loop if it names one.
+    fn new(conn: Connection, sink: Sink, options: &Options) -> Result<Life, Error> {
+        let Some(lp) = &options.event_loop else {
+            return Ok(Life { conn, sink, done: false, attachment: None });
+        };
+        let lp =
+            lp.0.upgrade()
+                .ok_or_else(|| Error::InvalidArgument("the options name an event loop that was freed".into()))?;
+        let (max_messages, max_bytes) = options.loop_max_pending;
+        let (attachment, queuing, pending) = lp.attach(sink, max_messages, max_bytes);
+        let _ = conn.shared().loop_pending.set(pending);
+        Ok(Life { conn, sink: queuing, done: false, attachment: Some(attachment) })
     }
 }
 
@@ -224,7 +258,7 @@ fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
     }
     let _forget = Forget(server, id);
     wlog!(Info, id, "accepted {uri} on endpoint '{handler}'");
-    let life = Life { conn, sink: handler_sink(&handler), done: false };
+    let life = Life { conn, sink: handler_sink(&handler), done: false, attachment: None };
     life.run(|conn, sink| worker::run_accepted(conn, sink, ws, &options, queues));
 }
 

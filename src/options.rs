@@ -29,6 +29,8 @@ pub struct Options {
     pub(crate) proxy: Option<ProxySetting>,
     pub(crate) proxy_from_env: bool,
     pub(crate) reconnect: Option<crate::reconnect::Reconnect>,
+    pub(crate) event_loop: Option<LoopRef>,
+    pub(crate) loop_max_pending: (usize, usize),
     /// Deliver `Event::Pong`.
     pub(crate) pongs: bool,
     /// The C `on_pong` (set through `wsc_options_set_on_pong`).
@@ -49,6 +51,8 @@ impl Default for Options {
             max_buffered_bytes: 64 << 20,
             flow_control: false,
             reconnect: None,
+            event_loop: None,
+            loop_max_pending: (1000, 16 << 20),
             read_buffer_size: 8 << 10,
             stack_size: 256 << 10,
             tls: TlsOptions::default(),
@@ -57,6 +61,16 @@ impl Default for Options {
             pongs: false,
             c_on_pong: None,
         }
+    }
+}
+
+/// The loop named by options: weak, so freeing the loop detaches it.
+#[derive(Clone)]
+pub(crate) struct LoopRef(pub(crate) std::sync::Weak<crate::event_loop::LoopShared>);
+
+impl std::fmt::Debug for LoopRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.strong_count() > 0 { "Loop" } else { "Loop (freed)" })
     }
 }
 
@@ -180,6 +194,28 @@ impl Options {
             return Err(Error::InvalidArgument("reconnect: max_delay must be positive and at least min_delay".into()));
         }
         self.reconnect = Some(settings);
+        Ok(self)
+    }
+
+    /// Delivers every callback of the connection only inside
+    /// [`crate::Loop::dispatch`], on the thread that calls it (I/O stays on
+    /// the worker thread). See the README, "Event-loop delivery".
+    pub fn event_loop(&mut self, lp: &crate::Loop) -> &mut Self {
+        self.event_loop = Some(LoopRef(std::sync::Arc::downgrade(&lp.shared)));
+        self
+    }
+
+    /// With an event loop: at most `messages` undispatched messages of at
+    /// most `bytes` bytes in all (defaults 1,000 and 16 MiB); at the cap the
+    /// worker stops reading its socket until the loop dispatches.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn loop_max_pending(&mut self, messages: usize, bytes: usize) -> Result<&mut Self, Error> {
+        if messages == 0 || bytes == 0 {
+            return Err(Error::InvalidArgument("loop_max_pending: limits must be at least 1".into()));
+        }
+        self.loop_max_pending = (messages, bytes);
         Ok(self)
     }
 

@@ -63,7 +63,8 @@ struct Idle;
 /// Connects, serves the connection until it ends, and returns its terminal
 /// event (undelivered). Callbacks before it go to `sink`.
 pub(crate) fn run(conn: &Connection, sink: &mut Sink, target: &Target, options: &Options, queues: Queues) -> Event {
-    let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
+    let gate =
+        Gate::new(options.flow_control, conn.shared().outstanding.clone(), conn.shared().loop_pending.get().cloned());
     let mut worker = Worker { conn, sink, options, queues, gate, opened_at: None };
     let Some(settings) = options.reconnect else {
         return worker.connect_and_serve(target).into();
@@ -111,7 +112,8 @@ pub(crate) fn run_accepted(
     options: &Options,
     queues: Queues,
 ) -> Event {
-    let gate = Gate::new(options.flow_control, conn.shared().outstanding.clone());
+    let gate =
+        Gate::new(options.flow_control, conn.shared().outstanding.clone(), conn.shared().loop_pending.get().cloned());
     let mut worker = Worker { conn, sink, options, queues, gate, opened_at: None };
     if !conn.shared().mark_open(None) {
         return closed_while_connecting().into();

@@ -402,6 +402,26 @@ fn reconnect_from_c() {
     assert!(!out.contains("not ok"), "{out}");
 }
 
+#[test]
+fn event_loop_examples_serve_many_connections_from_one_thread() {
+    // Against Node ws (tests/interop/setup.sh), as a PBX host would talk to an outside server.
+    if let Some(why) = common::peers::missing() {
+        common::peers::unavailable("Node ws", &why);
+        return;
+    }
+    let node = common::peers::start_node();
+    let url = node.ws("/echo");
+    let out = run_example("loop_poll", &[&url, "300"], "");
+    assert_lines(
+        &out,
+        &["loop_poll: 300 connections, 300 ended, 0 out of order, 0 callbacks on another thread, 0 bad ends"],
+    );
+    let out = run_example("loop_libuv", &[&url, "200"], "");
+    assert_lines(&out, &["loop_libuv: 200 connections, 200 echoes, 200 ended"]);
+    let out = run_example("loop_glib", &[&url, "200"], "");
+    assert_lines(&out, &["loop_glib: 200 connections, 200 echoes, 200 ended"]);
+}
+
 /// A fresh, empty directory under the system temp dir.
 fn temp_prefix(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsc-{name}-{}", std::process::id()));

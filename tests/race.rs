@@ -256,3 +256,30 @@ fn shutdown_during_a_reconnect_backoff_ends_it_at_once() {
     assert_nothing_left(&[conn], 0);
     wsc::init();
 }
+
+#[test]
+fn shutdown_from_the_loop_thread_leaves_the_terminal_for_the_next_dispatch() {
+    let _serial = serial_from_init();
+    let server = echo_server();
+    let lp = wsc::Loop::new().unwrap();
+    let mut o = Options::new();
+    o.event_loop(&lp);
+    let (conn, rx) = wsc::Builder::new(server.url()).options(o).connect_channel().unwrap();
+    while rx.is_empty() {
+        let mut p = libc::pollfd { fd: lp.fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 20_000) };
+        lp.dispatch(0).unwrap();
+    }
+    assert_eq!(rx.recv().unwrap(), wsc::Event::Open);
+    // This thread dispatches the loop: shutdown must not wait for a dispatch.
+    assert_eq!(wsc::shutdown(DEADLINE), Ok(()));
+    assert!(conn.state().is_ok(), "the id answers until its terminal callback is dispatched");
+    assert_eq!(lp.attached(), 1);
+    assert!(lp.dispatch(0).unwrap() >= 1);
+    let end = finish(&rx).1;
+    assert!(matches!(end, wsc::Event::Close { code: 1001, .. }), "{end:?}");
+    assert_eq!(conn.state(), Err(Error::UnknownId));
+    assert_eq!(lp.attached(), 0);
+    wsc::init();
+}

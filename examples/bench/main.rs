@@ -303,7 +303,7 @@ fn alternate<V: Copy + std::fmt::Debug>(
 
 fn run_pingpong(plan: &Plan, t: &Targets, c_bench: Option<&str>, report: &mut Report) {
     use Variant::*;
-    let variants = [Raw, Callback, Thread, Channel, CAbi];
+    let variants = [Raw, Callback, Thread, Channel, CAbi, Loop];
     for &(size, n) in &plan.pingpong {
         eprintln!("ping-pong {size} B, {n} round trips");
         let res = alternate("ping-pong", &variants, plan.reps, !report.quick, |v, warm| {

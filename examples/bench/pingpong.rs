@@ -26,6 +26,8 @@ pub enum Variant {
     Channel,
     /// (d) wsc through the C ABI, sending from inside `on_message`.
     CAbi,
+    /// (e) wsc with event-loop delivery: from inside a dispatched `on_message`.
+    Loop,
 }
 
 impl Variant {
@@ -36,12 +38,13 @@ impl Variant {
             Variant::Thread => "(b) app thread",
             Variant::Channel => "(c) channel API",
             Variant::CAbi => "(d) C ABI, in on_message",
+            Variant::Loop => "(e) event loop, in dispatch",
         }
     }
 
     /// Sends from the thread that receives (so no thread hand-off)?
     pub fn in_callback(self) -> bool {
-        matches!(self, Variant::Callback | Variant::CAbi)
+        matches!(self, Variant::Callback | Variant::CAbi | Variant::Loop)
     }
 }
 
@@ -56,6 +59,7 @@ pub fn run(v: Variant, url: &str, size: usize, n: usize, c_bench: Option<&str>) 
         Variant::Callback => in_callback(url, payload, n),
         Variant::Thread => app_thread(url, payload, n),
         Variant::Channel => channel(url, payload, n),
+        Variant::Loop => in_loop(url, payload, n),
         Variant::CAbi => match c_bench {
             Some(path) => crate::cabi::run_c_twin(path, url, size, n),
             None => crate::cabi::run_from_rust(url, payload, n),
@@ -127,6 +131,51 @@ fn in_callback(url: &str, payload: Bytes, n: usize) -> Result<PingPong, String> 
     opened.conn.send_binary(payload).map_err(|e| e.to_string())?;
     let result = rx.recv_timeout(PATIENCE).map_err(|_| "wsc (a): no result within the patience limit".to_owned());
     opened.close();
+    result
+}
+
+/// (e): the connection delivers through an event loop that this thread
+/// polls and dispatches, and the next message goes out from the dispatched
+/// `on_message`.
+fn in_loop(url: &str, payload: Bytes, n: usize) -> Result<PingPong, String> {
+    let lp = wsc::Loop::new().map_err(|e| e.to_string())?;
+    let (tx, rx) = bounded(1);
+    let mut relay = Relay::new(n, tx);
+    let (first, next) = (payload.clone(), payload);
+    let mut options = wsc::Options::new();
+    options.event_loop(&lp);
+    let conn = Builder::new(url)
+        .options(options)
+        .on_open(move |c| {
+            let _ = c.send_binary(first.clone());
+        })
+        .on_message(move |c, _| {
+            if relay.echo() {
+                let _ = c.send_binary(next.clone());
+            }
+        })
+        .connect()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + PATIENCE;
+    let dispatch = || -> Result<(), String> {
+        let mut p = libc::pollfd { fd: lp.fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the call.
+        unsafe { libc::poll(&mut p, 1, 1000) };
+        lp.dispatch(0).map(drop).map_err(|e| e.to_string())
+    };
+    let result = loop {
+        if let Ok(r) = rx.try_recv() {
+            break Ok(r);
+        }
+        if Instant::now() > deadline {
+            break Err("wsc (e): no result within the patience limit".to_owned());
+        }
+        dispatch()?;
+    };
+    let _ = conn.close();
+    while conn.state().is_ok() && Instant::now() < deadline {
+        dispatch()?;
+    }
     result
 }
 

@@ -162,6 +162,8 @@ impl Report {
                 (false, false) => 0.85,
             };
             let cpu_target = if v.in_callback() { 1.10 } else { 2.0 };
+            // The event-loop issue's targets: delivery crosses to the dispatching thread.
+            let (rate_target, cpu_target) = if *v == Variant::Loop { (0.90, 1.5) } else { (rate_target, cpu_target) };
             let what = format!("ping-pong {} {}", size_label(size), v.label());
             let rate = self.check(&format!("{what} msgs/s"), paired_ratio(raw, ours, 0), rate_target, true);
             let cpu = self.check(&format!("{what} CPU/RT"), paired_ratio(raw, ours, 3), cpu_target, false);

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 /// Callbacks of one connection. Any member may be NULL.
 ///
-/// Every callback runs on the connection's own worker thread, never two of
+/// Every callback runs on the connection's own worker thread (with an event
+/// loop, `wsc_options_set_loop`: inside `wsc_loop_dispatch` on the thread
+/// that calls it), never two of
 /// one connection at once, in order: `on_open` once per successful
 /// (re)connect (at most once without reconnect) and first, then messages,
 /// then exactly one of `on_error` / `on_close`, last. Pointers

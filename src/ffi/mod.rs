@@ -13,6 +13,7 @@
 mod boundary;
 mod client_info;
 mod connection;
+mod event_loop;
 mod handler;
 mod lifecycle;
 mod log;
@@ -23,6 +24,7 @@ mod status;
 
 pub use client_info::*;
 pub use connection::*;
+pub use event_loop::*;
 pub use handler::*;
 pub use lifecycle::*;
 pub use log::*;
