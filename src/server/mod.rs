@@ -96,7 +96,12 @@ impl ServerShared {
             }
         }
         if !crate::handler::is_registered(&handler) {
-            eprintln!("wsc: server {}: endpoint '{endpoint}': handler '{handler}' is not registered (503)", self.addr);
+            crate::logging::wlog!(
+                Warn,
+                0,
+                "server {}: endpoint '{endpoint}': handler '{handler}' is not registered: answered 503",
+                self.addr
+            );
             return Route::Refuse(503, format!("endpoint '{endpoint}' has no handler yet"));
         }
         let max = self.max_connections.load(Ordering::Relaxed);
