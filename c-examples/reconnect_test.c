@@ -160,15 +160,9 @@ static const struct test_case tests[] = {
     TEST_CASE(test_handler_sees_onreconnecting),
 };
 
-static void quiesce(void)
-{
-    CHECK_ST(wsc_shutdown(20000), WSC_OK);
-    CHECK_ST(wsc_init(), WSC_OK);
-}
-
 int main(void)
 {
     cond_init_monotonic(&changed);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    return run_tests(tests, sizeof tests / sizeof tests[0], quiesce, NULL);
+    return run_tests(tests, sizeof tests / sizeof tests[0], shutdown_and_init, NULL);
 }

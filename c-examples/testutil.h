@@ -259,4 +259,11 @@ static inline int run_tests(const struct test_case *tests, size_t n, void (*afte
     return c->failures ? 1 : 0;
 }
 
+/* Between tests: every worker thread gone, wsc accepting connections again. */
+static inline void shutdown_and_init(void)
+{
+    CHECK_ST(wsc_shutdown(20000), WSC_OK);
+    CHECK_ST(wsc_init(), WSC_OK);
+}
+
 #endif /* WSC_TESTUTIL_H */

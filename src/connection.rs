@@ -334,13 +334,7 @@ impl Connection {
                 data.len()
             )));
         }
-        let s = &*self.shared;
-        match s.state() {
-            None => return Err(Error::UnknownId),
-            Some(State::Closing) => return Err(Error::Closed),
-            Some(_) if s.close_requested() => return Err(Error::Closed),
-            Some(_) => {}
-        }
+        self.sendable()?;
         self.control(Control::Ping(data))
     }
 
@@ -387,13 +381,8 @@ impl Connection {
     /// waiting to be written past `max_buffered_bytes` (nothing is queued);
     /// [`Error::UnknownId`] once the connection has finished.
     pub fn send_message(&self, message: Message) -> Result<(), Error> {
+        self.sendable()?;
         let s = &*self.shared;
-        match s.state() {
-            None => return Err(Error::UnknownId),
-            Some(State::Closing) => return Err(Error::Closed),
-            Some(_) if s.close_requested() => return Err(Error::Closed),
-            Some(_) => {}
-        }
         let len = message.len();
         let before = s.buffered.fetch_add(len, Ordering::SeqCst);
         if before.saturating_add(len) > s.max_buffered {
@@ -521,6 +510,17 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// `Ok` while something may still be sent: not finished, not closing.
+    fn sendable(&self) -> Result<(), Error> {
+        let s = &*self.shared;
+        match s.state() {
+            None => Err(Error::UnknownId),
+            Some(State::Closing) => Err(Error::Closed),
+            Some(_) if s.close_requested() => Err(Error::Closed),
+            Some(_) => Ok(()),
+        }
     }
 
     fn control(&self, c: Control) -> Result<(), Error> {
