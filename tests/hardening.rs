@@ -473,3 +473,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn close_while_a_keepalive_timeout_is_being_delivered_is_refused() {
+    // Deterministic form of the race: the keepalive timeout has ended the
+    // connection and its on_error is running; a close() from another thread
+    // at that moment must not return Ok (the end is already an error).
+    let (server, _release) = stalled_server();
+    let mut o = Options::new();
+    o.ping_interval(Some(Duration::from_millis(10))).pong_timeout(Duration::from_millis(10));
+    let (in_error_tx, in_error) = bounded(1);
+    let (closed_tx, closed) = bounded(1);
+    let conn = Builder::new(server.url())
+        .options(o)
+        .on_error(move |_, e| {
+            let _ = in_error_tx.send(e.kind());
+            let _ = closed.recv_timeout(DEADLINE); // hold the terminal callback until close() returned
+        })
+        .connect()
+        .unwrap();
+    assert_eq!(in_error.recv_timeout(DEADLINE).unwrap(), ErrorKind::Timeout);
+    let r = conn.close();
+    closed_tx.send(()).unwrap();
+    assert_eq!(r, Err(wsc::Error::Closed), "close() during the terminal error must not report success");
+    conn.wait(DEADLINE).unwrap();
+}
