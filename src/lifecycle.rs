@@ -12,6 +12,12 @@
 //!   are done by a guard's `Drop`, so no panic — in a callback, in the worker
 //!   loop, in wsc itself — can skip deregistering or marking finished, and a
 //!   panic in the worker loop still ends in one `Error` event.
+//! * Server-side connections live the same life, from the accept on (the
+//!   upgrade runs on their own thread, see `accept`), and reconnect stays
+//!   inside `worker::run`, so neither adds a second path through it.
+//! * With an event loop the terminal callback runs on the application's
+//!   thread, so the last step (deregister, finished) travels with the
+//!   terminal event and runs after that callback (see `event_loop`).
 
 use crate::accept::Accept;
 use crate::connection::{set_current_worker, Connection, Shared, Sink};
