@@ -25,11 +25,11 @@ use tungstenite::WebSocket;
 const MAX_HEAD: usize = 64 << 10;
 
 /// What the server makes of a request.
-pub(crate) enum Route {
+pub(crate) enum Route<T> {
     /// Answer with the built-in page.
     Page(&'static str),
-    /// Upgrade to WebSocket.
-    Upgrade,
+    /// Upgrade to WebSocket; `T` is what the server found for it.
+    Upgrade(T),
     /// Refuse with this HTTP status and a plain-text reason.
     Refuse(u16, String),
 }
@@ -51,11 +51,11 @@ impl Accept<'_> {
     /// upgraded socket and the request that asked for it; `None` once the
     /// connection was answered with a page or a refusal, or dropped (stop,
     /// timeout, a client that went away or sent garbage).
-    pub(crate) fn handshake(
+    pub(crate) fn handshake<T>(
         &self,
         stream: TcpStream,
-        route: impl FnOnce(&Request) -> Route,
-    ) -> Option<(WebSocket<Stream>, Request)> {
+        route: impl FnOnce(&Request) -> Route<T>,
+    ) -> Option<(WebSocket<Stream>, Request, T)> {
         if stream.set_nonblocking(true).is_err() {
             return None;
         }
@@ -73,7 +73,7 @@ impl Accept<'_> {
         match route(&request) {
             Route::Page(html) => self.answer(&mut tcp, fd, &page(html)),
             Route::Refuse(status, why) => self.answer(&mut tcp, fd, &refusal(status, &why)),
-            Route::Upgrade => match create_response(&request) {
+            Route::Upgrade(found) => match create_response(&request) {
                 Err(e) => self.answer(&mut tcp, fd, &refusal(400, &format!("not a WebSocket upgrade: {e}"))),
                 Ok(response) => {
                     let mut head = Vec::new();
@@ -82,7 +82,7 @@ impl Accept<'_> {
                     }
                     let stream = Stream::accepted(MaybeTlsStream::Plain(tcp), &leftover, self.stats.clone());
                     let ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(self.config));
-                    return Some((ws, request));
+                    return Some((ws, request, found));
                 }
             },
         }

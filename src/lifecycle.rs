@@ -237,10 +237,7 @@ fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
         config: options.websocket_config(),
         stats: &stats,
     };
-    let Some((ws, request)) = accept.handshake(stream, |r| server.route(r)) else {
-        return;
-    };
-    let Some((endpoint, handler)) = server.endpoint_of(request.uri().path()) else {
+    let Some((ws, request, (endpoint, handler))) = accept.handshake(stream, |r| server.route(r)) else {
         return;
     };
     let Ok(waker) = Waker::new() else {

@@ -38,30 +38,25 @@ pub(crate) fn retried_failure(e: &ConnectionError) -> Option<Retry> {
     let heals = match e.kind() {
         ErrorKind::Resolve | ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::ConnectionLost => true,
         ErrorKind::Handshake { status: Some(s) } => s >= 500 || s == 429,
-        ErrorKind::Proxy { status } => status.is_none_or_5xx(),
+        ErrorKind::Proxy { status } => status.map_or(true, |s| s >= 500),
         _ => false,
     };
     heals.then(|| Retry { reason: e.clone(), retry_after: e.retry_after() })
 }
 
+/// True for a peer's close code that asks for a later try.
+pub(crate) fn retries_close(code: u16) -> bool {
+    RETRIED_CLOSE_CODES.contains(&code)
+}
+
 /// A close from the peer that asks for a later try, as the error reported
 /// if no later try succeeds.
 pub(crate) fn retried_close(code: u16, reason: &str) -> Option<Retry> {
-    RETRIED_CLOSE_CODES.contains(&code).then(|| {
+    retries_close(code).then(|| {
         let why = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
         let message = format!("connection lost: the server closed with code {code}{why}");
         Retry { reason: ConnectionError::new(ErrorKind::ConnectionLost, message), retry_after: None }
     })
-}
-
-trait StatusExt {
-    fn is_none_or_5xx(&self) -> bool;
-}
-
-impl StatusExt for Option<u16> {
-    fn is_none_or_5xx(&self) -> bool {
-        self.map_or(true, |s| s >= 500)
-    }
 }
 
 /// Exponential backoff with full jitter.

@@ -20,7 +20,7 @@ use crate::event::{Event, Message};
 use crate::gate::Gate;
 use crate::logging::wlog;
 use crate::options::Options;
-use crate::reconnect::{retried_close, retried_failure, Backoff, Retry};
+use crate::reconnect::{retried_close, retried_failure, retries_close, Backoff, Retry};
 use crate::stats::{add, micros};
 use crate::stream::{raw_fd, Stream};
 use crate::target::Target;
@@ -623,7 +623,7 @@ impl Session {
         // Messages still queued can no longer be sent on this connection;
         // with reconnect they wait for the next one if the peer asked for a
         // later try.
-        let kept = w.options.reconnect.is_some() && retried_close(code, "").is_some();
+        let kept = w.options.reconnect.is_some() && retries_close(code);
         if !kept {
             while let Ok(m) = w.queues.data.try_recv() {
                 w.conn.shared().unbuffer(m.len());

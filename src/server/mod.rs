@@ -81,7 +81,8 @@ impl ServerShared {
 
     /// What to do with a request, checked in this order: page, endpoint,
     /// Origin, handler, connection limit.
-    pub(crate) fn route(&self, request: &Request) -> Route {
+    /// An upgrade carries the endpoint and its handler's name.
+    pub(crate) fn route(&self, request: &Request) -> Route<(String, String)> {
         let path = request.uri().path();
         if path == "/" || path == "/index.html" {
             return Route::Page(PAGE);
@@ -108,7 +109,7 @@ impl ServerShared {
         if self.live.load(Ordering::SeqCst) > max {
             return Route::Refuse(503, format!("this server serves at most {max} connections"));
         }
-        Route::Upgrade
+        Route::Upgrade((endpoint, handler))
     }
 
     /// Stops accepting, closes its connections (1001) and joins every thread
