@@ -1,8 +1,10 @@
 //! The application's side of a connection: a cheap handle usable from any
 //! thread, and the state it shares with the worker.
 //!
-//! Every call only queues a command for the worker and wakes it, so nothing
-//! here blocks on the network and everything is safe from inside callbacks.
+//! Every call only queues a command for the worker and wakes it, or (a
+//! send, while the worker sleeps and nothing is queued) writes the message
+//! to the non-blocking socket itself (see `wire`); so nothing here blocks on
+//! the network and everything is safe from inside callbacks.
 //! Messages and control go through separate queues: while the socket is
 //! backed up the worker stops taking messages but still sees
 //! `message_complete`, `set_flow_control` and `close`.
@@ -17,6 +19,7 @@ use crate::gate::{Outstanding, Pending};
 use crate::response::HandshakeResponse;
 use crate::stats::{ConnectionStats, Stats};
 use crate::waker::{deadline_in, Waker};
+use crate::wire::{Slot, Writer};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::cell::Cell;
@@ -93,6 +96,8 @@ pub(crate) struct Shared {
     data: Sender<tungstenite::Message>,
     control: Sender<Control>,
     pub(crate) waker: Waker,
+    /// The open socket, lent to application threads while the worker sleeps.
+    pub(crate) wire: Slot,
     buffered: AtomicUsize,
     max_buffered: usize,
     /// Bumped after every queued command, so the worker's hot path (right
@@ -139,6 +144,7 @@ impl Shared {
             data,
             control,
             waker,
+            wire: Slot::default(),
             buffered: AtomicUsize::new(0),
             activity: AtomicU64::new(0),
             outstanding: Arc::default(),
@@ -389,7 +395,17 @@ impl Connection {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
             return Err(Error::QueueFull { buffered: before, limit: s.max_buffered });
         }
-        if s.data.send(message.into_tungstenite()).is_err() {
+        let writer = Writer {
+            slot: &s.wire,
+            stats: &s.stats,
+            waker: &s.waker,
+            queued: &|| !s.data.is_empty(),
+            unbuffer: &|n| s.unbuffer(n),
+        };
+        let Err(message) = writer.try_write(message.into_tungstenite()) else {
+            return Ok(());
+        };
+        if s.data.send(message).is_err() {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
             return Err(Error::UnknownId);
         }

@@ -119,6 +119,7 @@ mod stream;
 mod target;
 mod tls;
 mod waker;
+mod wire;
 mod worker;
 
 pub mod ffi;

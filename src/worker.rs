@@ -1,4 +1,5 @@
-//! The worker thread: one per connection, the only owner of its socket.
+//! The worker thread: one per connection, the owner of its socket, which it
+//! lends to application threads only while it sleeps (see `wire`).
 //!
 //! The socket is non-blocking; the worker sleeps in `poll(2)` on it and on
 //! the connection's eventfd (see `waker`), so an idle connection costs no CPU
@@ -25,6 +26,7 @@ use crate::stats::{add, micros};
 use crate::stream::{raw_fd, Stream};
 use crate::target::Target;
 use crate::waker::{deadline_in, Interest};
+use crate::wire::{Held, Slot, Wire, LARGE};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,10 +52,8 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How many bytes of queued messages to hand to tungstenite before flushing.
 const WRITE_BATCH: usize = 256 << 10;
 
-/// A message larger than this leaves tungstenite's buffers that large...
-const SHRINK_ABOVE: usize = 64 << 10;
-
-/// ...until the connection has been idle this long; then they are given back
+/// A message larger than `wire::LARGE` leaves tungstenite's buffers that
+/// large until the connection has been idle this long; then they are given back
 /// (see `frames`). Traffic that never pauses this long never pays for it.
 const SHRINK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
@@ -184,14 +184,14 @@ impl Worker<'_> {
 
     /// From `on_open` to the end: the same for both sides of a connection.
     fn open_phase(&mut self, ws: WebSocket<Stream>, role: Role) -> Terminal {
-        let mut session = Session::new(ws, role, self.options);
+        let mut session = Session::new(ws, role, self.options, &self.conn.shared().wire);
         self.opened_at = Some(Instant::now());
         let end = match self.deliver(Event::Open) {
             Ok(()) => {
                 fault_point(self.conn.uri());
                 loop {
                     match session.serve(self) {
-                        Ok(Idle) => session = session.rebuilt(),
+                        Ok(Idle) => session.rebuild(),
                         Err(end) => break end,
                     }
                 }
@@ -200,7 +200,7 @@ impl Worker<'_> {
         };
         // Bytes handed to the socket are lost with it (a reconnect resends
         // only what was still queued).
-        self.conn.shared().unbuffer(std::mem::take(&mut session.in_flight));
+        self.conn.shared().unbuffer(std::mem::take(&mut session.wire().in_flight));
         session.end(self, end)
     }
 
@@ -291,18 +291,14 @@ const PINGS_REMEMBERED: usize = 8;
 
 /// The open phase: one socket, its queues and timers.
 struct Session {
-    ws: WebSocket<Stream>,
+    /// The socket, held while the worker is awake (see `wire`); always
+    /// `Some` until the session is dropped.
+    link: Held,
     role: Role,
     fd: RawFd,
-    /// Bytes handed to tungstenite but not yet flushed to the socket.
-    in_flight: usize,
-    /// The last write or flush hit `WouldBlock`: wait for POLLOUT.
-    write_blocked: bool,
     write_ready: bool,
     /// Worth calling `read` (no `WouldBlock` since the last readiness).
     read_ready: bool,
-    /// A pong or Close reply may be waiting in tungstenite.
-    needs_flush: bool,
     /// `Shared::activity` when the queues were last drained.
     seen_activity: u64,
     closing: Closing,
@@ -319,8 +315,10 @@ struct Session {
 }
 
 impl Session {
-    fn new(ws: WebSocket<Stream>, role: Role, options: &Options) -> Session {
+    fn new(ws: WebSocket<Stream>, role: Role, options: &Options, slot: &Slot) -> Session {
         let fd = raw_fd(ws.get_ref());
+        let mut link = slot.lock_arc();
+        *link = Some(Wire::new(ws));
         let keepalive = options.ping_interval.map(|interval| Keepalive {
             interval,
             timeout: options.pong_timeout,
@@ -329,14 +327,11 @@ impl Session {
             sent: 0,
         });
         Session {
-            ws,
+            link,
             role,
             fd,
-            in_flight: 0,
-            write_blocked: false,
             write_ready: false,
             read_ready: true,
-            needs_flush: false,
             seen_activity: 0,
             shrink_at: None,
             read_drained: false,
@@ -346,6 +341,14 @@ impl Session {
             pings: VecDeque::new(),
             ping_queue: Vec::new(),
         }
+    }
+
+    fn wire(&mut self) -> &mut Wire {
+        self.link.as_mut().expect("a session holds its wire until it is dropped")
+    }
+
+    fn wired(&self) -> &Wire {
+        self.link.as_ref().expect("a session holds its wire until it is dropped")
     }
 
     /// Runs the open phase until it ends, or pauses when tungstenite's
@@ -365,25 +368,25 @@ impl Session {
         self.shrink_at.is_some_and(|t| Instant::now() >= t)
             && self.read_drained
             && matches!(self.closing, Closing::No)
-            && !self.write_blocked
-            && !self.needs_flush
-            && self.in_flight == 0
-            && self.ws.get_ref().at_message_boundary()
+            && !self.wired().write_blocked
+            && !self.wired().needs_flush
+            && self.wired().in_flight == 0
+            && self.wired().ws.get_ref().at_message_boundary()
     }
 
     /// The same socket in a new tungstenite `WebSocket`, with buffers of
     /// the configured size rather than of the largest message so far.
-    fn rebuilt(mut self) -> Session {
-        let config = *self.ws.get_config();
-        let stream = self.ws.into_inner();
-        let ws = WebSocket::from_raw_socket(stream, self.role, Some(config));
+    fn rebuild(&mut self) {
+        let old = self.link.take().expect("a session holds its wire until it is dropped");
+        let config = *old.ws.get_config();
+        let ws = WebSocket::from_raw_socket(old.ws.into_inner(), self.role, Some(config));
+        *self.link = Some(Wire { ws, ..old });
         self.shrink_at = None;
-        Session { ws, ..self }
     }
 
     /// A message of `len` bytes passed through tungstenite's buffers.
     fn passed(&mut self, len: usize) {
-        if len > SHRINK_ABOVE {
+        if len > LARGE {
             self.shrink_at = deadline_in(SHRINK_AFTER_IDLE);
         }
     }
@@ -398,11 +401,25 @@ impl Session {
     }
 
     fn step(&mut self, w: &mut Worker) -> Result<(), Terminal> {
+        self.lent_back()?;
         self.control(w);
         self.write(w)?;
         self.read(w)?;
         self.timers(w)?;
         self.sleep(w);
+        Ok(())
+    }
+
+    /// What application threads did with the wire while the worker slept.
+    fn lent_back(&mut self) -> Result<(), Terminal> {
+        let wire = self.wire();
+        wire.flush_lent = false;
+        if let Some(e) = wire.failed.take() {
+            return Err(self.failure(e));
+        }
+        if std::mem::take(&mut wire.large) {
+            self.passed(usize::MAX);
+        }
         Ok(())
     }
 
@@ -426,7 +443,7 @@ impl Session {
 
     /// Writes a ping (keepalive or the application's) and remembers when.
     fn ping(&mut self, w: &mut Worker, data: Bytes) -> Result<(), Terminal> {
-        if !self.ws.can_write() {
+        if !self.wire().ws.can_write() {
             return Ok(());
         }
         if self.pings.len() == PINGS_REMEMBERED {
@@ -435,8 +452,8 @@ impl Session {
         self.pings.push_back((data.clone(), Instant::now()));
         add(&w.conn.shared().stats.pings_sent, 1);
         wlog!(Trace, w.conn.id(), "ping sent ({} bytes)", data.len());
-        self.needs_flush = true;
-        let r = self.ws.write(tungstenite::Message::Ping(data));
+        self.wire().needs_flush = true;
+        let r = self.wire().ws.write(tungstenite::Message::Ping(data));
         self.written(r).map(drop)
     }
 
@@ -456,12 +473,12 @@ impl Session {
     /// Hands queued messages to tungstenite and flushes; sends our Close once
     /// everything queued before it is written.
     fn write(&mut self, w: &mut Worker) -> Result<(), Terminal> {
-        if self.write_blocked {
+        if self.wire().write_blocked {
             if !self.write_ready {
                 return Ok(());
             }
             self.flush(w)?;
-            if self.write_blocked {
+            if self.wire().write_blocked {
                 return Ok(());
             }
         }
@@ -470,15 +487,15 @@ impl Session {
                 self.ping(w, data)?;
             }
         }
-        if self.write_blocked {
+        if self.wire().write_blocked {
             return Ok(());
         }
-        let can_write = self.ws.can_write();
+        let can_write = self.wire().ws.can_write();
         let conn = w.conn;
         let stats = &conn.shared().stats;
         // Once a Close is under way no data goes out (with reconnect, what is
         // still queued waits for the next connection).
-        while self.in_flight < WRITE_BATCH && !matches!(self.closing, Closing::Underway { .. }) {
+        while self.wire().in_flight < WRITE_BATCH && !matches!(self.closing, Closing::Underway { .. }) {
             let Ok(msg) = w.queues.data.try_recv() else {
                 break;
             };
@@ -488,30 +505,30 @@ impl Session {
                 w.conn.shared().unbuffer(len);
                 continue;
             }
-            self.in_flight += len;
-            self.needs_flush = true;
-            let r = self.ws.write(msg);
+            self.wire().in_flight += len;
+            self.wire().needs_flush = true;
+            let r = self.wire().ws.write(msg);
             add(&stats.messages_sent, 1);
             add(&stats.bytes_sent, len as u64);
             if !self.written(r)? {
                 return Ok(());
             }
         }
-        if self.needs_flush {
+        if self.wire().needs_flush {
             self.flush(w)?;
         }
-        if matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked && w.queues.data.is_empty() {
+        if matches!(self.closing, Closing::Requested { .. }) && !self.wire().write_blocked && w.queues.data.is_empty() {
             self.send_close(w.conn.id())?;
         }
         Ok(())
     }
 
     fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
-        let r = self.ws.flush();
+        let r = self.wire().ws.flush();
         if self.written(r)? {
-            w.conn.shared().unbuffer(std::mem::take(&mut self.in_flight));
-            self.write_blocked = false;
-            self.needs_flush = false;
+            w.conn.shared().unbuffer(std::mem::take(&mut self.wire().in_flight));
+            self.wire().write_blocked = false;
+            self.wire().needs_flush = false;
         }
         Ok(())
     }
@@ -523,7 +540,7 @@ impl Session {
         match r {
             Ok(()) => Ok(true),
             Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.write_blocked = true;
+                self.wire().write_blocked = true;
                 self.write_ready = false;
                 Ok(false)
             }
@@ -536,8 +553,9 @@ impl Session {
             return Ok(());
         };
         self.closing = Closing::Underway { deadline: deadline_in(self.close_timeout), peer: None };
+        self.wire().accepting = false;
         wlog!(Debug, id, "Close sent: code {}", u16::from(frame.code));
-        let r = self.ws.close(Some(frame));
+        let r = self.wire().ws.close(Some(frame));
         self.written(r).map(drop)
     }
 
@@ -549,7 +567,7 @@ impl Session {
 
     fn read(&mut self, w: &mut Worker) -> Result<(), Terminal> {
         while self.read_ready && self.wants_read(w) {
-            match self.ws.read() {
+            match self.wire().ws.read() {
                 Ok(msg) => {
                     self.read_drained = false;
                     self.passed(msg.len());
@@ -563,7 +581,7 @@ impl Session {
                 Err(e) => return Err(self.failure(e)),
             }
         }
-        if self.needs_flush && !self.write_blocked {
+        if self.wire().needs_flush && !self.wire().write_blocked {
             self.flush(w)?;
         }
         Ok(())
@@ -577,7 +595,7 @@ impl Session {
             tungstenite::Message::Text(t) => Message::Text(t),
             tungstenite::Message::Binary(b) => Message::Binary(b),
             tungstenite::Message::Ping(_) => {
-                self.needs_flush = true;
+                self.wire().needs_flush = true;
                 return Ok(());
             }
             tungstenite::Message::Close(frame) => {
@@ -614,7 +632,8 @@ impl Session {
 
     fn peer_closed(&mut self, w: &mut Worker, peer: (u16, String)) {
         let code = peer.0;
-        self.needs_flush = true; // tungstenite queued the Close reply
+        self.wire().needs_flush = true; // tungstenite queued the Close reply
+        self.wire().accepting = false;
         w.conn.shared().mark_closing();
         self.closing = match std::mem::replace(&mut self.closing, Closing::No) {
             Closing::Underway { deadline, .. } => Closing::Underway { deadline, peer: Some(peer) },
@@ -655,9 +674,10 @@ impl Session {
     /// Fails the connection as RFC 6455 asks: a Close frame with the
     /// reason's code, then the socket is dropped (after a short linger).
     fn fail_politely(&mut self, w: &Worker, code: CloseCode) {
-        if self.ws.can_write() {
-            let _ = self.ws.close(Some(CloseFrame { code, reason: "".into() }));
-            let _ = self.ws.flush();
+        self.wire().accepting = false;
+        if self.wire().ws.can_write() {
+            let _ = self.wire().ws.close(Some(CloseFrame { code, reason: "".into() }));
+            let _ = self.wire().ws.flush();
         }
         self.linger(&w.conn.shared().waker);
     }
@@ -732,7 +752,7 @@ impl Session {
             k.sent += 1;
             let seq = Bytes::copy_from_slice(&k.sent.to_be_bytes());
             self.ping(w, seq)?;
-            if !self.write_blocked {
+            if !self.wire().write_blocked {
                 self.flush(w)?;
             }
         }
@@ -765,16 +785,20 @@ impl Session {
             waker.cancel_sleep();
             return; // the gate just opened: buffered data may be waiting
         }
-        let more_to_write = !self.write_blocked && !w.queues.data.is_empty();
-        let close_due = matches!(self.closing, Closing::Requested { .. }) && !self.write_blocked;
+        let wire = self.wired();
+        let more_to_write = !wire.write_blocked && (wire.needs_flush || !w.queues.data.is_empty());
+        let close_due = matches!(self.closing, Closing::Requested { .. }) && !self.wire().write_blocked;
         if more_to_write || close_due || !w.queues.control.is_empty() {
             waker.cancel_sleep();
             return;
         }
-        let interest = Interest { read: reading, write: self.write_blocked };
+        let interest = Interest { read: reading, write: self.wire().write_blocked };
         // A socket we want nothing from is left out, or a hang-up would spin us.
         let fd = if interest.read || interest.write { self.fd } else { -1 };
-        let ready = waker.wait(fd, interest, self.deadline(w));
+        let deadline = self.deadline(w);
+        // Asleep, the worker lends the socket to application threads.
+        self.wire().flush_lent = true;
+        let ready = Held::unlocked(&mut self.link, || waker.wait(fd, interest, deadline));
         self.read_ready |= ready.readable || ready.hangup;
         self.write_ready |= ready.writable || ready.hangup;
         if let Closing::Requested { deadline, .. } = &mut self.closing {
@@ -782,6 +806,13 @@ impl Session {
                 *deadline = deadline_in(self.close_timeout); // the peer is taking data
             }
         }
+    }
+}
+
+impl Drop for Session {
+    /// The socket closes; application threads find no wire and queue.
+    fn drop(&mut self) {
+        drop(self.link.take());
     }
 }
 

@@ -1,6 +1,6 @@
 //! `wsc_connect` and the calls on a connection id.
 
-use super::boundary::{bytes, call, connection, optional_text, out, text as c_text};
+use super::boundary::{bytes, call, connection, optional_text, out, text as c_text, utf8};
 use super::observe::{with_error, wsc_on_pong_fn};
 use super::options::{on_reconnecting_of, or_default, wsc_on_reconnecting_fn, wsc_options};
 use super::status::{wsc_state, wsc_status};
@@ -171,8 +171,7 @@ pub unsafe extern "C" fn wsc_send_text(id: wsc_id, text: *const c_char, len: usi
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(text.cast(), len, "text")? };
-        let t = std::str::from_utf8(b).map_err(|_| Error::InvalidArgument("text is not valid UTF-8".into()))?;
-        connection(id)?.send(t.to_owned())
+        connection(id)?.send(utf8(b, "text")?.to_owned())
     })
 }
 
