@@ -28,6 +28,34 @@ pub(crate) struct Frames {
 }
 
 const MAX_HEADER: usize = 14;
+
+/// What the tracker needs of a frame header.
+#[derive(Clone, Copy)]
+struct Header {
+    /// The header's own length in bytes.
+    len: usize,
+    fin: bool,
+    opcode: u8,
+    payload: u64,
+}
+
+impl Header {
+    /// The header at the start of `h`, if all of it is there.
+    fn parse(h: &[u8]) -> Option<Header> {
+        let (b0, b1) = (*h.first()?, *h.get(1)?);
+        let ext = match b1 & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let len = 2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 };
+        let payload = match ext {
+            0 => u64::from(b1 & 0x7F),
+            _ => h.get(2..2 + ext)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        };
+        (h.len() >= len).then_some(Header { len, fin: b0 & 0x80 != 0, opcode: b0 & 0x0F, payload })
+    }
+}
 const HEAD_END: &[u8; 4] = b"\r\n\r\n";
 
 impl Frames {
@@ -45,40 +73,28 @@ impl Frames {
                 let n = usize::try_from(self.payload_left).map_or(bytes.len(), |left| left.min(bytes.len()));
                 self.payload_left -= n as u64;
                 bytes = &bytes[n..];
+            } else if let (0, Some(h)) = (self.header_len, Header::parse(bytes)) {
+                // The usual case: a whole header in this read, parsed in place.
+                self.begin(h);
+                bytes = &bytes[h.len..];
             } else {
                 self.header[self.header_len] = bytes[0];
                 self.header_len += 1;
                 bytes = &bytes[1..];
-                self.header_done();
+                if let Some(h) = Header::parse(&self.header[..self.header_len]) {
+                    self.header_len = 0;
+                    self.begin(h);
+                }
             }
         }
     }
 
-    /// If the header is complete, moves on to its payload.
-    fn header_done(&mut self) {
-        let h = &self.header[..self.header_len];
-        if h.len() < 2 {
-            return;
+    /// A frame's header is complete: its payload comes next.
+    fn begin(&mut self, h: Header) {
+        if h.opcode < 8 {
+            self.in_message = !h.fin; // data or continuation; control frames leave it
         }
-        let ext = match h[1] & 0x7F {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        let mask = if h[1] & 0x80 != 0 { 4 } else { 0 };
-        if h.len() < 2 + ext + mask {
-            return;
-        }
-        let len = match ext {
-            0 => u64::from(h[1] & 0x7F),
-            _ => h[2..2 + ext].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
-        };
-        let (fin, opcode) = (h[0] & 0x80 != 0, h[0] & 0x0F);
-        if opcode < 8 {
-            self.in_message = !fin; // data or continuation; control frames leave it
-        }
-        self.payload_left = len;
-        self.header_len = 0;
+        self.payload_left = h.payload;
         self.count += 1;
     }
 
