@@ -63,6 +63,9 @@ pub(crate) struct Wire {
     pub(crate) failed: Option<tungstenite::Error>,
     /// A caller wrote a message larger than [`LARGE`].
     pub(crate) large: bool,
+    /// tungstenite holds no buffers (an idle worker sleeps): it is not lent
+    /// until the worker has rebuilt them.
+    pub(crate) lean: bool,
 }
 
 impl Wire {
@@ -76,6 +79,7 @@ impl Wire {
             flush_lent: false,
             failed: None,
             large: false,
+            lean: false,
         }
     }
 }
@@ -108,7 +112,7 @@ impl Writer<'_> {
         let Some(wire) = held.as_mut() else {
             return Err(msg);
         };
-        if !wire.accepting || wire.write_blocked || (self.queued)() {
+        if !wire.accepting || wire.lean || wire.write_blocked || (self.queued)() {
             return Err(msg);
         }
         let len = msg.len();

@@ -52,13 +52,17 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How many bytes of queued messages to hand to tungstenite before flushing.
 const WRITE_BATCH: usize = 256 << 10;
 
-/// A message larger than `wire::LARGE` leaves tungstenite's buffers that
-/// large until the connection has been idle this long; then they are given back
-/// (see `frames`). Traffic that never pauses this long never pays for it.
-const SHRINK_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// tungstenite's buffers (its read buffer, and any grown by a large
+/// message) are given back when the worker goes to sleep after the
+/// connection has been idle this long with nothing of a message in them (see
+/// `frames`), and at its first sleep after the upgrade: an idle connection
+/// keeps no buffer. The wake-up after that rebuilds them before anything is
+/// read or written. Traffic that never pauses this long never pays for it.
+const LEAN_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// The open phase paused because tungstenite's buffers may be given back.
-struct Idle;
+/// The read buffer of a lean tungstenite: none. It is lean only while the
+/// worker sleeps, and is never read, written or lent while lean.
+const LEAN: usize = 0;
 
 /// Connects, serves the connection until it ends, and returns its terminal
 /// event (undelivered). Callbacks before it go to `sink`.
@@ -190,9 +194,8 @@ impl Worker<'_> {
             Ok(()) => {
                 fault_point(self.conn.uri());
                 loop {
-                    match session.serve(self) {
-                        Ok(Idle) => session.rebuild(),
-                        Err(end) => break end,
+                    if let Err(end) = session.step(self) {
+                        break end;
                     }
                 }
             }
@@ -304,14 +307,21 @@ struct Session {
     closing: Closing,
     keepalive: Option<Keepalive>,
     close_timeout: Duration,
-    /// When to give tungstenite's buffers back after a large message.
-    shrink_at: Option<Instant>,
+    /// When to give tungstenite's buffers back if the connection stays idle.
+    lean_at: Option<Instant>,
+    /// Messages sent and received when `lean_at` was set (activity since
+    /// then postpones it).
+    traffic_at_arming: u64,
+    /// The configured read buffer size, for the rebuild before a read.
+    read_buffer: usize,
     /// tungstenite's last `read` wanted more bytes (it holds no whole frame).
     read_drained: bool,
     /// Pings sent and not yet answered: payload and when it was sent.
     pings: VecDeque<(Bytes, Instant)>,
     /// Application pings taken from the control queue, not yet written.
     ping_queue: Vec<Bytes>,
+    /// The stack's high-water mark from the upgrade has been given back.
+    stack_trimmed: bool,
 }
 
 impl Session {
@@ -333,13 +343,16 @@ impl Session {
             write_ready: false,
             read_ready: true,
             seen_activity: 0,
-            shrink_at: None,
+            lean_at: None,
+            traffic_at_arming: 0,
+            read_buffer: options.read_buffer_size,
             read_drained: false,
             closing: Closing::No,
             keepalive,
             close_timeout: options.close_timeout,
             pings: VecDeque::new(),
             ping_queue: Vec::new(),
+            stack_trimmed: false,
         }
     }
 
@@ -351,22 +364,10 @@ impl Session {
         self.link.as_ref().expect("a session holds its wire until it is dropped")
     }
 
-    /// Runs the open phase until it ends, or pauses when tungstenite's
-    /// buffers can be given back.
-    fn serve(&mut self, w: &mut Worker) -> Result<Idle, Terminal> {
-        loop {
-            self.step(w)?;
-            if self.shrink_due() {
-                return Ok(Idle);
-            }
-        }
-    }
-
-    /// A large message passed, the connection has idled since, and
-    /// tungstenite holds nothing but whole, processed messages.
-    fn shrink_due(&self) -> bool {
-        self.shrink_at.is_some_and(|t| Instant::now() >= t)
-            && self.read_drained
+    /// tungstenite holds nothing but whole, processed messages, and nothing
+    /// waits to be written: it can be rebuilt without losing a byte.
+    fn quiescent(&self) -> bool {
+        self.read_drained
             && matches!(self.closing, Closing::No)
             && !self.wired().write_blocked
             && !self.wired().needs_flush
@@ -374,20 +375,55 @@ impl Session {
             && self.wired().ws.get_ref().at_message_boundary()
     }
 
-    /// The same socket in a new tungstenite `WebSocket`, with buffers of
-    /// the configured size rather than of the largest message so far.
-    fn rebuild(&mut self) {
+    /// The idle time before giving the buffers back has passed without
+    /// traffic (with traffic, it starts again) and nothing would be lost.
+    fn lean_due(&mut self, w: &Worker) -> bool {
+        if !self.lean_at.is_some_and(|t| Instant::now() >= t) || !self.quiescent() {
+            return false;
+        }
+        if traffic(w) != self.traffic_at_arming {
+            self.arm(w);
+            return false;
+        }
+        true
+    }
+
+    /// Gives tungstenite's buffers back if the connection stays idle.
+    fn arm(&mut self, w: &Worker) {
+        self.lean_at = deadline_in(LEAN_AFTER_IDLE);
+        self.traffic_at_arming = traffic(w);
+    }
+
+    /// The same socket in a new tungstenite `WebSocket` (nothing else of
+    /// tungstenite's state is kept: see `quiescent`), reading through a
+    /// buffer of `read_buffer` bytes.
+    fn rebuild(&mut self, read_buffer: usize) {
         let old = self.link.take().expect("a session holds its wire until it is dropped");
-        let config = *old.ws.get_config();
+        let config = old.ws.get_config().read_buffer_size(read_buffer);
         let ws = WebSocket::from_raw_socket(old.ws.into_inner(), self.role, Some(config));
         *self.link = Some(Wire { ws, ..old });
-        self.shrink_at = None;
+    }
+
+    /// tungstenite without buffers, while the worker sleeps.
+    fn go_lean(&mut self) {
+        self.rebuild(LEAN);
+        self.wire().lean = true;
+        self.lean_at = None;
+    }
+
+    /// Awake again: tungstenite gets its buffers back before any use, and
+    /// gives them back if the connection stays idle.
+    fn wake_lean(&mut self, w: &Worker) {
+        if std::mem::take(&mut self.wire().lean) {
+            self.rebuild(self.read_buffer);
+            self.arm(w);
+        }
     }
 
     /// A message of `len` bytes passed through tungstenite's buffers.
-    fn passed(&mut self, len: usize) {
+    fn passed(&mut self, w: &Worker, len: usize) {
         if len > LARGE {
-            self.shrink_at = deadline_in(SHRINK_AFTER_IDLE);
+            self.arm(w);
         }
     }
 
@@ -401,7 +437,7 @@ impl Session {
     }
 
     fn step(&mut self, w: &mut Worker) -> Result<(), Terminal> {
-        self.lent_back()?;
+        self.lent_back(w)?;
         self.control(w);
         self.write(w)?;
         self.read(w)?;
@@ -411,14 +447,14 @@ impl Session {
     }
 
     /// What application threads did with the wire while the worker slept.
-    fn lent_back(&mut self) -> Result<(), Terminal> {
+    fn lent_back(&mut self, w: &Worker) -> Result<(), Terminal> {
         let wire = self.wire();
         wire.flush_lent = false;
         if let Some(e) = wire.failed.take() {
             return Err(self.failure(e));
         }
         if std::mem::take(&mut wire.large) {
-            self.passed(usize::MAX);
+            self.arm(w);
         }
         Ok(())
     }
@@ -500,7 +536,7 @@ impl Session {
                 break;
             };
             let len = msg.len();
-            self.passed(len);
+            self.passed(w, len);
             if !can_write {
                 w.conn.shared().unbuffer(len);
                 continue;
@@ -570,7 +606,7 @@ impl Session {
             match self.wire().ws.read() {
                 Ok(msg) => {
                     self.read_drained = false;
-                    self.passed(msg.len());
+                    self.passed(w, msg.len());
                     self.received(w, msg)?
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -685,6 +721,9 @@ impl Session {
     /// Half-closes, then discards what the peer still sends until it closes
     /// or a short deadline passes. Closing a socket with unread data makes
     /// Linux send a reset, and the peer would lose our Close frame.
+    /// Never inlined: its 4 KiB buffer would otherwise sit in the open
+    /// phase's frame, resident for the connection's whole life (see `stack`).
+    #[inline(never)]
     fn linger(&self, waker: &crate::waker::Waker) {
         // SAFETY: shutdown and recv on our own open socket, into a local buffer.
         unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
@@ -767,7 +806,7 @@ impl Session {
         };
         // A shrink that came due but could not happen yet waits for the
         // next wake-up anyway; only a future one sets a deadline.
-        let shrink = self.shrink_at.filter(|t| *t > Instant::now());
+        let shrink = self.lean_at.filter(|t| *t > Instant::now());
         match (timer, shrink) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -795,10 +834,20 @@ impl Session {
         let interest = Interest { read: reading, write: self.wire().write_blocked };
         // A socket we want nothing from is left out, or a hang-up would spin us.
         let fd = if interest.read || interest.write { self.fd } else { -1 };
+        // At the first sleep since the upgrade, and after idling: keep no
+        // buffer while asleep, and give back the stack the upgrade used.
+        let first = !std::mem::replace(&mut self.stack_trimmed, true);
+        if (first && self.quiescent()) || self.lean_due(w) {
+            self.go_lean();
+        }
+        if first {
+            crate::stack::trim();
+        }
         let deadline = self.deadline(w);
         // Asleep, the worker lends the socket to application threads.
         self.wire().flush_lent = true;
         let ready = Held::unlocked(&mut self.link, || waker.wait(fd, interest, deadline));
+        self.wake_lean(w);
         self.read_ready |= ready.readable || ready.hangup;
         self.write_ready |= ready.writable || ready.hangup;
         if let Closing::Requested { deadline, .. } = &mut self.closing {
@@ -814,6 +863,12 @@ impl Drop for Session {
     fn drop(&mut self) {
         drop(self.link.take());
     }
+}
+
+/// Data messages sent and received so far (a cheap sign of activity).
+fn traffic(w: &Worker) -> u64 {
+    let stats = &w.conn.shared().stats;
+    stats.messages_sent.load(Relaxed).wrapping_add(stats.messages_received.load(Relaxed))
 }
 
 /// What a tungstenite error means for the user, and the close code (if
