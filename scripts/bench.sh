@@ -23,6 +23,14 @@ missing() {
     echo "bench.sh: $*" >&2
     if [ "${CI:-}" = true ]; then exit 1; fi
 }
+# stale OUT SOURCE: OUT is missing or older than SOURCE or a header it includes.
+stale() {
+    local f
+    for f in "$2" c-examples/benchutil.h c-examples/testutil.h include/wsc.h; do
+        [ "$1" -nt "$f" ] || return 0
+    done
+    return 1
+}
 
 c_args=()
 if command -v cc >/dev/null && [ -f include/wsc.h ]; then
@@ -47,8 +55,10 @@ wspp_flags=(-std=c++17 -DASIO_STANDALONE -D_WEBSOCKETPP_CPP11_STL_)
 if command -v c++ >/dev/null &&
     printf '#include <asio.hpp>\n#include <websocketpp/client.hpp>\n' |
     c++ "${wspp_flags[@]}" -E -x c++ - >/dev/null 2>&1; then
-    echo "bench.sh: compiling c-examples/bench_wspp.cpp (about 30 s)" >&2
-    c++ "${wspp_flags[@]}" "${warn[@]}" c-examples/bench_wspp.cpp -lpthread -o "$out/bench_wspp" >&2
+    if stale "$out/bench_wspp" c-examples/bench_wspp.cpp; then
+        echo "bench.sh: compiling c-examples/bench_wspp.cpp (about 30 s)" >&2
+        c++ "${wspp_flags[@]}" "${warn[@]}" c-examples/bench_wspp.cpp -lpthread -o "$out/bench_wspp" >&2
+    fi
     c_args+=(--wspp "$out/bench_wspp")
 else
     missing "no websocketpp or asio (apt-get install libwebsocketpp-dev libasio-dev): its rows are left out"
