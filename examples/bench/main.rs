@@ -345,7 +345,8 @@ fn run_pingpong(plan: &Plan, t: &Targets, programs: &Programs, report: &mut Repo
         variants.extend([Peer(p, true), Peer(p, false)]);
     }
     let text = [RawText, CAbiText];
-    let runs = plan.pingpong.iter().map(|r| (r, &variants[..])).chain(plan.pingpong_text.iter().map(|r| (r, &text[..])));
+    let runs =
+        plan.pingpong.iter().map(|r| (r, &variants[..])).chain(plan.pingpong_text.iter().map(|r| (r, &text[..])));
     for (&(size, n), variants) in runs {
         let kind = if variants[0] == RawText { "text" } else { "binary" };
         eprintln!("ping-pong {size} B {kind}, {n} round trips");

@@ -4,8 +4,8 @@
 
 use crate::pingpong::Variant;
 use crate::scale::Client;
-use crate::stream;
 use crate::stats::{paired_ratio, Series};
+use crate::stream;
 use std::time::Duration;
 
 type Rows = Vec<Result<Series, String>>;
