@@ -35,8 +35,8 @@ enum cmd { CMD_NONE, CMD_SEND, CMD_ECHO_ALL, CMD_CLOSE_ALL, CMD_STOP };
 
 /* Per connection (lws allocates it: per_session_data_size). */
 struct conn {
-    size_t rx;    /* bytes of the message coming in so far */
-    int binary;   /* its opcode */
+    size_t rx;   /* bytes of the message coming in so far */
+    int binary;  /* its opcode */
     int to_send; /* a message to write at the next WRITEABLE */
 };
 
