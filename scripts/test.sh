@@ -19,7 +19,9 @@ step() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
 step "prerequisites"
 need_apt=()
 # chromium: Debian's build, for tests/browser.rs (no browser download at test time)
-for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium libuv1-dev libglib2.0-dev; do
+# libwebsockets-dev, libwebsocketpp-dev, libasio-dev: the peer libraries in the benchmark
+for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium libuv1-dev libglib2.0-dev \
+           libwebsockets-dev libwebsocketpp-dev libasio-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -53,8 +55,8 @@ bash tests/autobahn/run.sh
 step "C API torture (and helgrind)"
 bash tests/torture/run.sh
 
-step "benchmark, quick mode"
-cargo run --release --example bench -- --quick
+step "benchmark, quick mode (with the C twin and the peer libraries' clients)"
+bash scripts/bench.sh --quick
 
 step "done"
 echo "scripts/test.sh: all steps passed in $((SECONDS - start)) s"

@@ -1,8 +1,9 @@
-//! Row (d): ping-pong through the C ABI, sending from inside `on_message`.
+//! Rows (d): ping-pong through the C ABI, sending from inside `on_message`,
+//! binary or text (text adds the UTF-8 check a C caller's bytes need).
 //!
 //! With `--c-bench PATH` the measurement is the C twin (`c-examples/bench.c`)
-//! in its own process, exactly as a C program links wsc. Without it (CI,
-//! no C compiler) the same `extern "C"` functions are called from Rust, which
+//! in its own process, exactly as a C program links wsc. Without it (no C
+//! compiler) the same `extern "C"` functions are called from Rust, which
 //! still crosses every ABI translation: C strings, copied payloads, ids.
 
 use crate::flow::PATIENCE;
@@ -10,29 +11,21 @@ use crate::pingpong::Relay;
 use crate::stats::PingPong;
 use crossbeam_channel::{bounded, Sender};
 use std::ffi::{c_char, c_void, CString};
-use std::process::Command;
 use tungstenite::Bytes;
 use wsc::ffi::{self, wsc_callbacks, wsc_id};
 
-/// Runs `PATH URL SIZE N` and reads its `RESULT` line.
-pub fn run_c_twin(path: &str, url: &str, size: usize, n: usize) -> Result<PingPong, String> {
-    let out = Command::new(path)
-        .args([url, &size.to_string(), &n.to_string()])
-        .output()
-        .map_err(|e| format!("{path}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout.lines().find_map(PingPong::parse).ok_or_else(|| {
-        format!(
-            "{path} printed no RESULT line (exit {:?}): {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    })
+/// Runs `PATH [--text] URL SIZE N` and reads its `RESULT` line.
+pub fn run_c_twin(path: &str, url: &str, size: usize, n: usize, text: bool) -> Result<PingPong, String> {
+    let mut args: Vec<String> = text.then(|| "--text".to_owned()).into_iter().collect();
+    args.extend([url.to_owned(), size.to_string(), n.to_string()]);
+    let line = crate::peers::result_line(path, &args)?;
+    PingPong::parse(&line).ok_or_else(|| format!("{path}: cannot read {line:?}"))
 }
 
 struct State {
     relay: Relay,
     payload: Bytes,
+    text: bool,
     opened: Sender<bool>,
     ended: Sender<()>,
 }
@@ -47,9 +40,18 @@ unsafe extern "C" fn on_message(id: wsc_id, _data: *const u8, _len: usize, _bina
     // SAFETY: as above; callbacks of one connection never run concurrently.
     let st = unsafe { &mut *(user as *mut State) };
     if st.relay.echo() {
-        // SAFETY: payload is a live buffer of payload.len() bytes.
-        unsafe { ffi::wsc_send_binary(id, st.payload.as_ptr(), st.payload.len()) };
+        send(id, &st.payload, st.text);
     }
+}
+
+fn send(id: wsc_id, payload: &Bytes, text: bool) {
+    // SAFETY: payload is a live buffer of payload.len() bytes.
+    unsafe {
+        match text {
+            true => ffi::wsc_send_text(id, payload.as_ptr().cast(), payload.len()),
+            false => ffi::wsc_send_binary(id, payload.as_ptr(), payload.len()),
+        }
+    };
 }
 
 unsafe extern "C" fn on_end(user: *mut c_void) {
@@ -69,7 +71,7 @@ unsafe extern "C" fn on_close(_id: wsc_id, _code: u16, _reason: *const c_char, u
     unsafe { on_end(user) }
 }
 
-pub fn run_from_rust(url: &str, payload: Bytes, n: usize) -> Result<PingPong, String> {
+pub fn run_from_rust(url: &str, payload: Bytes, n: usize, text: bool) -> Result<PingPong, String> {
     let (done_tx, done_rx) = bounded(1);
     let (open_tx, open_rx) = bounded(2);
     let (end_tx, end_rx) = bounded(1);
@@ -77,6 +79,7 @@ pub fn run_from_rust(url: &str, payload: Bytes, n: usize) -> Result<PingPong, St
     let state: &'static mut State = Box::leak(Box::new(State {
         relay: Relay::new(n, done_tx),
         payload: payload.clone(),
+        text,
         opened: open_tx,
         ended: end_tx,
     }));
@@ -97,8 +100,7 @@ pub fn run_from_rust(url: &str, payload: Bytes, n: usize) -> Result<PingPong, St
     if open_rx.recv_timeout(PATIENCE) != Ok(true) {
         return Err("wsc (d): no open".into());
     }
-    // SAFETY: valid buffer of payload.len() bytes.
-    unsafe { ffi::wsc_send_binary(id, payload.as_ptr(), payload.len()) };
+    send(id, &payload, text);
     let result = done_rx.recv_timeout(PATIENCE).map_err(|_| "wsc (d): no result within the patience limit".to_owned());
     ffi::wsc_close(id);
     let _ = end_rx.recv_timeout(PATIENCE);

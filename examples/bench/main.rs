@@ -1,8 +1,9 @@
 //! wsc next to plain blocking tungstenite, in one run, on one machine.
 //!
 //!     cargo run --release --example bench -- [--quick] [--url ws://...]
-//!         [--c-bench PATH] [--reps N] [--only pingpong,stream,push,setup,scale]
-//!         [--sizes 16,1024,...] [--idle SECS] [--no-pin]
+//!         [--c-bench PATH] [--lws PATH] [--wspp PATH] [--reps N]
+//!         [--only pingpong,stream,push,setup,scale] [--sizes 16,1024,...]
+//!         [--idle SECS] [--no-pin]
 //!
 //! Users choose a library on numbers, and absolute numbers on a shared
 //! 2-core machine move by 5× from one minute to the next. So every row is a
@@ -10,12 +11,16 @@
 //! figure is a median, and the ratio is the median of the paired ratios.
 //! The peer is this program started again in its own process, pinned to
 //! another core, so the client's `getrusage` is the client's alone.
-//! `scripts/bench.sh` builds everything (and the C twin) and runs it.
+//! The libraries users weigh wsc against (libwebsockets, websocketpp) are
+//! rows of the same tables, measured in the same rounds (`peers.rs`).
+//! `scripts/bench.sh` builds everything (the C twin and the peer clients
+//! too) and runs it.
 
 mod cabi;
 mod flow;
 mod open;
 mod peer;
+mod peers;
 mod pingpong;
 mod raw;
 mod report;
@@ -26,6 +31,7 @@ mod stream;
 mod sys;
 
 use peer::Ports;
+use peers::{Peer, Programs};
 use pingpong::Variant;
 use report::Report;
 use stats::Series;
@@ -39,6 +45,9 @@ struct Plan {
     reps: usize,
     scale_reps: usize,
     pingpong: Vec<(usize, usize)>,
+    /// Ping-pong of text through the C ABI, for the sizes where checking
+    /// UTF-8 could show.
+    pingpong_text: Vec<(usize, usize)>,
     stream: Vec<(usize, u64)>,
     push: Vec<(usize, u64)>,
     setup: (u64, u64),
@@ -52,6 +61,7 @@ impl Plan {
             reps: 5,
             scale_reps: 3,
             pingpong: vec![(16, 20_000), (1 << 10, 20_000), (64 << 10, 5_000)],
+            pingpong_text: vec![(64 << 10, 5_000), (1 << 20, 500)],
             stream: vec![(16, 300_000), (1 << 10, 200_000), (64 << 10, 10_000), (1 << 20, 500)],
             push: vec![(16, 1_000_000), (64 << 10, 20_000)],
             setup: (2_000, 100),
@@ -63,6 +73,7 @@ impl Plan {
     /// `--sizes`: only these message sizes (or scale counts).
     fn keep_sizes(&mut self, sizes: &[usize]) {
         self.pingpong.retain(|(s, _)| sizes.contains(s));
+        self.pingpong_text.retain(|(s, _)| sizes.contains(s));
         self.stream.retain(|(s, _)| sizes.contains(s));
         self.push.retain(|(s, _)| sizes.contains(s));
         self.scale.retain(|n| sizes.contains(n));
@@ -73,6 +84,7 @@ impl Plan {
             reps: 1,
             scale_reps: 1,
             pingpong: vec![(16, 200), (1 << 10, 200), (64 << 10, 50)],
+            pingpong_text: vec![(64 << 10, 50), (1 << 20, 5)],
             stream: vec![(16, 2_000), (1 << 10, 1_000), (64 << 10, 100), (1 << 20, 8)],
             push: vec![(16, 5_000), (64 << 10, 100)],
             setup: (20, 10),
@@ -86,6 +98,8 @@ struct Args {
     quick: bool,
     url: Option<String>,
     c_bench: Option<String>,
+    lws: Option<String>,
+    wspp: Option<String>,
     reps: Option<usize>,
     only: Option<Vec<String>>,
     sizes: Option<Vec<usize>>,
@@ -94,8 +108,18 @@ struct Args {
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
-    let mut a =
-        Args { quick: false, url: None, c_bench: None, reps: None, only: None, sizes: None, idle: None, pin: true };
+    let mut a = Args {
+        quick: false,
+        url: None,
+        c_bench: None,
+        lws: None,
+        wspp: None,
+        reps: None,
+        only: None,
+        sizes: None,
+        idle: None,
+        pin: true,
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -104,6 +128,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--no-pin" => a.pin = false,
             "--url" => a.url = Some(value()?),
             "--c-bench" => a.c_bench = Some(value()?),
+            "--lws" => a.lws = Some(value()?),
+            "--wspp" => a.wspp = Some(value()?),
             "--reps" => a.reps = Some(value()?.parse().map_err(|_| "bad --reps")?),
             "--only" => a.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--idle" => a.idle = Some(value()?.parse().map_err(|_| "bad --idle")?),
@@ -241,12 +267,23 @@ fn bench(a: Args) -> Result<(), String> {
         (None, None) => unreachable!("a peer is started when no --url is given"),
     };
     let mut report = Report::new(machine, pinned, a.quick, plan.reps, plan.scale_reps);
+    let mut programs = Programs { c_twin: a.c_bench.clone(), lws: a.lws.clone(), wspp: a.wspp.clone() };
+    if a.url.as_deref().is_some_and(|u| u.starts_with("wss:")) {
+        // The peer clients are built for ws:// only.
+        (programs.lws, programs.wspp) = (None, None);
+    }
+    for p in Peer::ALL {
+        if programs.peer(p).is_none() {
+            let flag = if p == Peer::Lws { "--lws" } else { "--wspp" };
+            report.note(&format!("{} rows skipped: no {flag} PATH (scripts/bench.sh builds it).", p.name()));
+        }
+    }
     let wants = |s: &str| a.only.as_ref().map_or(true, |o| o.iter().any(|x| x == s));
     if wants("pingpong") {
-        run_pingpong(&plan, &targets, a.c_bench.as_deref(), &mut report);
+        run_pingpong(&plan, &targets, &programs, &mut report);
     }
     if wants("stream") {
-        run_stream(&plan, &targets, &mut report);
+        run_stream(&plan, &targets, &programs, &mut report);
     }
     if wants("push") {
         run_push(&plan, &targets, &mut report);
@@ -255,7 +292,7 @@ fn bench(a: Args) -> Result<(), String> {
         run_setup(&plan, &targets, ca.as_ref(), &mut report);
     }
     if wants("scale") {
-        run_scale(&plan, &targets, &mut report);
+        run_scale(&plan, &targets, &programs, &mut report);
     }
     drop(peer);
     report.print(a.c_bench.is_some());
@@ -301,30 +338,38 @@ fn alternate<V: Copy + std::fmt::Debug>(
     out
 }
 
-fn run_pingpong(plan: &Plan, t: &Targets, c_bench: Option<&str>, report: &mut Report) {
+fn run_pingpong(plan: &Plan, t: &Targets, programs: &Programs, report: &mut Report) {
     use Variant::*;
-    let variants = [Raw, Callback, Thread, Channel, CAbi, Loop];
-    for &(size, n) in &plan.pingpong {
-        eprintln!("ping-pong {size} B, {n} round trips");
-        let res = alternate("ping-pong", &variants, plan.reps, !report.quick, |v, warm| {
+    let mut variants = vec![Raw, Callback, Thread, Channel, CAbi, Loop];
+    for p in programs.peers() {
+        variants.extend([Peer(p, true), Peer(p, false)]);
+    }
+    let text = [RawText, CAbiText];
+    let runs =
+        plan.pingpong.iter().map(|r| (r, &variants[..])).chain(plan.pingpong_text.iter().map(|r| (r, &text[..])));
+    for (&(size, n), variants) in runs {
+        let kind = if variants[0] == RawText { "text" } else { "binary" };
+        eprintln!("ping-pong {size} B {kind}, {n} round trips");
+        let res = alternate("ping-pong", variants, plan.reps, !report.quick, |v, warm| {
             let n = if warm { (n / 10).max(10) } else { n };
-            let r = pingpong::run(v, &t.echo, size, n, c_bench)?;
+            let r = pingpong::run(v, &t.echo, size, n, programs)?;
             Ok(vec![r.per_sec, r.p50_us, r.p99_us, r.cpu_us])
         });
-        report.pingpong(size, &variants, res);
+        report.pingpong(size, variants, res);
     }
 }
 
-fn run_stream(plan: &Plan, t: &Targets, report: &mut Report) {
+fn run_stream(plan: &Plan, t: &Targets, programs: &Programs, report: &mut Report) {
+    let mut clients = vec![stream::Client::Raw, stream::Client::Wsc];
+    clients.extend(programs.peers().into_iter().map(stream::Client::Peer));
     for &(size, m) in &plan.stream {
         eprintln!("streaming {size} B, {m} messages");
-        let res = alternate("streaming", &[false, true], plan.reps, !report.quick, |is_wsc, warm| {
+        let res = alternate("streaming", &clients, plan.reps, !report.quick, |c, warm| {
             let m = if warm { (m / 10).max(2) } else { m };
-            let r =
-                if is_wsc { stream::wsc_stream(&t.stream, size, m)? } else { stream::raw_stream(&t.stream, size, m)? };
+            let r = stream::stream(c, &t.stream, size, m, programs)?;
             Ok(vec![r.per_sec, r.mb_per_sec, r.cpu_us])
         });
-        report.stream(size, res);
+        report.stream(size, &clients, res);
     }
 }
 
@@ -379,12 +424,14 @@ fn run_setup(plan: &Plan, t: &Targets, ca: Option<&setup::TestCa>, report: &mut 
     report.setup("wss", res);
 }
 
-fn run_scale(plan: &Plan, t: &Targets, report: &mut Report) {
+fn run_scale(plan: &Plan, t: &Targets, programs: &Programs, report: &mut Report) {
+    let mut clients = scale::Client::ALL.to_vec();
+    clients.extend(programs.peers().into_iter().map(scale::Client::Peer));
     for &n in &plan.scale {
         eprintln!("scale: {n} idle connections");
-        let res = alternate("scale", &scale::Client::ALL, plan.scale_reps, false, |c, _| {
-            Ok(scale::measure(c, &t.scale, n, plan.idle)?.figures().to_vec())
+        let res = alternate("scale", &clients, plan.scale_reps, false, |c, _| {
+            Ok(scale::measure(c, &t.scale, n, plan.idle, programs)?.figures().to_vec())
         });
-        report.scale(n, plan.idle, res);
+        report.scale(n, plan.idle, &clients, res);
     }
 }

@@ -1,16 +1,19 @@
 //! Ping-pong: one message out, wait for its echo, again. Every variant does
 //! one unmeasured round trip first, then `n` measured ones; latency is send
 //! to echo-in-hand, CPU is the client process's over the measured part.
+//! Messages are binary, except in the text pair (tungstenite text against
+//! the C ABI's text), which shows what text costs on top.
 
 use crate::flow::{Flow, PATIENCE};
 use crate::open::open;
+use crate::peers::{Peer, Programs};
 use crate::raw;
 use crate::stats::PingPong;
 use crate::sys::cpu_time;
 use crossbeam_channel::{bounded, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::Bytes;
+use tungstenite::{Bytes, Message};
 use wsc::{Builder, Event};
 
 /// Who sends the next message.
@@ -28,6 +31,13 @@ pub enum Variant {
     CAbi,
     /// (e) wsc with event-loop delivery: from inside a dispatched `on_message`.
     Loop,
+    /// Plain blocking tungstenite sending text: the baseline of `CAbiText`.
+    RawText,
+    /// (d) with text messages (`wsc_send_text`).
+    CAbiText,
+    /// Another library (its program in its own process); true: sends from
+    /// its receive callback, false: from an application thread.
+    Peer(Peer, bool),
 }
 
 impl Variant {
@@ -39,12 +49,20 @@ impl Variant {
             Variant::Channel => "(c) channel API",
             Variant::CAbi => "(d) C ABI, in on_message",
             Variant::Loop => "(e) event loop, in dispatch",
+            Variant::RawText => "tungstenite, text",
+            Variant::CAbiText => "(d) C ABI text, in on_message",
+            Variant::Peer(p, in_callback) => p.pingpong_label(in_callback),
         }
     }
 
     /// Sends from the thread that receives (so no thread hand-off)?
     pub fn in_callback(self) -> bool {
-        matches!(self, Variant::Callback | Variant::CAbi | Variant::Loop)
+        matches!(self, Variant::Callback | Variant::CAbi | Variant::Loop | Variant::CAbiText | Variant::Peer(_, true))
+    }
+
+    /// wsc's own rows, the ones the targets apply to.
+    pub fn is_wsc(self) -> bool {
+        !matches!(self, Variant::Raw | Variant::RawText | Variant::Peer(..))
     }
 }
 
@@ -52,25 +70,34 @@ fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
-pub fn run(v: Variant, url: &str, size: usize, n: usize, c_bench: Option<&str>) -> Result<PingPong, String> {
+pub fn run(v: Variant, url: &str, size: usize, n: usize, programs: &Programs) -> Result<PingPong, String> {
     let payload = Bytes::from(vec![0x61; size]);
     match v {
-        Variant::Raw => raw_loop(url, payload, n),
+        Variant::Raw => raw_loop(url, Message::Binary(payload), n),
+        Variant::RawText => raw_loop(url, Message::text("a".repeat(size)), n),
         Variant::Callback => in_callback(url, payload, n),
         Variant::Thread => app_thread(url, payload, n),
         Variant::Channel => channel(url, payload, n),
         Variant::Loop => in_loop(url, payload, n),
-        Variant::CAbi => match c_bench {
-            Some(path) => crate::cabi::run_c_twin(path, url, size, n),
-            None => crate::cabi::run_from_rust(url, payload, n),
-        },
+        Variant::CAbi | Variant::CAbiText => {
+            let text = v == Variant::CAbiText;
+            match &programs.c_twin {
+                Some(path) => crate::cabi::run_c_twin(path, url, size, n, text),
+                None => crate::cabi::run_from_rust(url, payload, n, text),
+            }
+        }
+        Variant::Peer(p, in_callback) => {
+            let path = programs.peer(p).ok_or(format!("no {} program", p.name()))?;
+            crate::peers::pingpong(path, in_callback, url, size, n)
+        }
     }
 }
 
-fn raw_loop(url: &str, payload: Bytes, n: usize) -> Result<PingPong, String> {
+/// `message` is sent again and again (a clone shares its bytes).
+fn raw_loop(url: &str, message: Message, n: usize) -> Result<PingPong, String> {
     let mut ws = raw::connect(url, None)?;
     let rt = |ws: &mut raw::Ws| -> Result<(), String> {
-        ws.send(tungstenite::Message::Binary(payload.clone())).map_err(|e| format!("tungstenite send: {e}"))?;
+        ws.send(message.clone()).map_err(|e| format!("tungstenite send: {e}"))?;
         raw::read_data(ws).map(drop)
     };
     rt(&mut ws)?;

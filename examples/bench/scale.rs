@@ -3,9 +3,11 @@
 //! Each measurement runs in a fresh child process (`--scale-child`), because
 //! a process that already opened and closed thousands of connections keeps
 //! their freed heap and cached thread stacks, and the next RSS delta would
-//! come out too small. The child reports one `RESULT` line.
+//! come out too small. The child reports one `RESULT` line; the peer
+//! libraries' programs (`peers.rs`) report the same line the same way.
 
 use crate::flow::Flow;
+use crate::peers::{Peer, Programs};
 use crate::raw;
 use crate::sys::{other_threads_sched, raise_nofile, Footprint};
 use std::process::Command;
@@ -23,9 +25,12 @@ pub enum Client {
     Wsc,
     /// wsc with `read_buffer_size` 4 KiB and `stack_size` 64 KiB.
     WscSmall,
+    /// Another library's program: one event-loop thread for every connection.
+    Peer(Peer),
 }
 
 impl Client {
+    /// The clients `--scale-child` runs.
     pub const ALL: [Client; 3] = [Client::Raw, Client::Wsc, Client::WscSmall];
 
     pub fn arg(self) -> &'static str {
@@ -33,6 +38,7 @@ impl Client {
             Client::Raw => "raw",
             Client::Wsc => "wsc",
             Client::WscSmall => "wsc-small",
+            Client::Peer(p) => p.name(),
         }
     }
 
@@ -41,6 +47,7 @@ impl Client {
             Client::Raw => "tungstenite (1 thread, all sockets)",
             Client::Wsc => "wsc, default options",
             Client::WscSmall => "wsc, read buffer 4 KiB, stack 64 KiB",
+            Client::Peer(p) => p.loop_label(),
         }
     }
 
@@ -77,7 +84,7 @@ impl Scale {
         ]
     }
 
-    fn parse(line: &str) -> Option<Scale> {
+    pub fn parse(line: &str) -> Option<Scale> {
         let v: Vec<f64> =
             line.strip_prefix("RESULT")?.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
         let [open_s, rss_kib, threads, fds, idle_cpu_ms, idle_wakeups, echo_ms, errors] = v[..] else {
@@ -88,7 +95,11 @@ impl Scale {
 }
 
 /// Runs one child and parses its result.
-pub fn measure(client: Client, url: &str, n: usize, idle: Duration) -> Result<Scale, String> {
+pub fn measure(client: Client, url: &str, n: usize, idle: Duration, programs: &Programs) -> Result<Scale, String> {
+    if let Client::Peer(p) = client {
+        let path = programs.peer(p).ok_or(format!("no {} program", p.name()))?;
+        return crate::peers::scale(path, url, n, idle);
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .args(["--scale-child", client.arg(), url, &n.to_string()])
@@ -119,6 +130,7 @@ pub fn child(args: &[String]) -> Result<(), String> {
             o.read_buffer_size(4 << 10).and_then(|o| o.stack_size(64 << 10)).map_err(|e| e.to_string())?;
             wsc_scale(url, n, idle, o)?
         }
+        Client::Peer(_) => return Err("a peer library runs as its own program".into()),
     };
     let f = s.figures();
     let text: Vec<String> = f.iter().map(|x| format!("{x:.4}")).collect();

@@ -49,7 +49,7 @@ impl PingPong {
         }
     }
 
-    /// Parses the `RESULT per_sec p50 p99 cpu` line the C twin prints.
+    /// Parses the `RESULT per_sec p50 p99 cpu` line the C programs print.
     pub fn parse(line: &str) -> Option<PingPong> {
         let mut f = line.strip_prefix("RESULT")?.split_whitespace();
         let mut next = || f.next()?.parse::<f64>().ok();
@@ -73,6 +73,13 @@ impl Transfer {
             mb_per_sec: messages as f64 * size as f64 / secs / 1e6,
             cpu_us: cpu.as_secs_f64() * 1e6 / messages.max(1) as f64,
         }
+    }
+
+    /// Parses the `RESULT per_sec mb_per_sec cpu` line the peer clients print.
+    pub fn parse(line: &str) -> Option<Transfer> {
+        let mut f = line.strip_prefix("RESULT")?.split_whitespace();
+        let mut next = || f.next()?.parse::<f64>().ok();
+        Some(Transfer { per_sec: next()?, mb_per_sec: next()?, cpu_us: next()? })
     }
 }
 

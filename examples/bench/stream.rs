@@ -5,10 +5,12 @@
 //! The tungstenite baseline streams with two threads, a writer and a reader,
 //! each with its own `WebSocket` over a clone of the socket: a single
 //! blocking loop cannot read and write at once, and the best it could do
-//! would be a slower, deadlock-prone alternation.
+//! would be a slower, deadlock-prone alternation. The peer libraries
+//! (`peers.rs`) stream from their one event-loop thread, their natural way.
 
 use crate::flow::{Flow, PATIENCE};
 use crate::open::open;
+use crate::peers::{Peer, Programs};
 use crate::raw;
 use crate::stats::Transfer;
 use crate::sys::cpu_time;
@@ -26,7 +28,36 @@ fn window(size: usize) -> u64 {
     (WINDOW / size.max(1)).max(2) as u64
 }
 
-pub fn raw_stream(url: &str, size: usize, m: u64) -> Result<Transfer, String> {
+/// Who streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    Raw,
+    Wsc,
+    Peer(Peer),
+}
+
+impl Client {
+    pub fn label(self) -> &'static str {
+        match self {
+            Client::Raw => "tungstenite",
+            Client::Wsc => "wsc",
+            Client::Peer(p) => p.loop_label(),
+        }
+    }
+}
+
+pub fn stream(c: Client, url: &str, size: usize, m: u64, programs: &Programs) -> Result<Transfer, String> {
+    match c {
+        Client::Raw => raw_stream(url, size, m),
+        Client::Wsc => wsc_stream(url, size, m),
+        Client::Peer(p) => {
+            let path = programs.peer(p).ok_or(format!("no {} program", p.name()))?;
+            crate::peers::stream(path, url, size, m)
+        }
+    }
+}
+
+fn raw_stream(url: &str, size: usize, m: u64) -> Result<Transfer, String> {
     let mut reader = raw::connect(url, None)?;
     let tungstenite::stream::MaybeTlsStream::Plain(tcp) = reader.get_ref() else {
         return Err("streaming needs ws://".into());
@@ -68,7 +99,7 @@ pub fn raw_stream(url: &str, size: usize, m: u64) -> Result<Transfer, String> {
     Ok(result)
 }
 
-pub fn wsc_stream(url: &str, size: usize, m: u64) -> Result<Transfer, String> {
+fn wsc_stream(url: &str, size: usize, m: u64) -> Result<Transfer, String> {
     let flow = Arc::new(Flow::new());
     let f = flow.clone();
     let b = Builder::new(url).on_message(move |_, _| f.received());
