@@ -114,6 +114,7 @@ mod proxy;
 mod reconnect;
 mod registry;
 mod response;
+mod scratch;
 mod stack;
 mod stats;
 mod stream;

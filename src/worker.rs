@@ -407,6 +407,7 @@ impl Session {
     /// tungstenite without buffers, while the worker sleeps.
     fn go_lean(&mut self) {
         self.rebuild(LEAN);
+        crate::scratch::release();
         self.wire().lean = true;
         self.lean_at = None;
     }

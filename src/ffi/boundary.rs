@@ -46,6 +46,16 @@ pub(crate) fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str, Error> {
     simdutf8::basic::from_utf8(b).map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
 }
 
+/// `b` copied into a `String` (a message is queued, so it is copied anyway),
+/// checked on the copy: one pass over the caller's memory instead of two,
+/// the check reading what the copy just brought into the cache.
+pub(crate) fn owned_utf8(b: &[u8], what: &str) -> Result<String, Error> {
+    let copy = b.to_vec();
+    utf8(&copy, what)?;
+    // SAFETY: `copy` was just checked to be UTF-8.
+    Ok(unsafe { String::from_utf8_unchecked(copy) })
+}
+
 /// An optional NUL-terminated UTF-8 argument (NULL is `None`).
 ///
 /// # Safety

@@ -1,14 +1,15 @@
 //! `wsc_connect` and the calls on a connection id.
 
-use super::boundary::{bytes, call, connection, optional_text, out, text as c_text, utf8};
+use super::boundary::{bytes, call, connection, optional_text, out, owned_utf8, text as c_text};
 use super::observe::{with_error, wsc_on_pong_fn};
 use super::options::{on_reconnecting_of, or_default, wsc_on_reconnecting_fn, wsc_options};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
-use crate::connection::{Connection, Sink};
+use crate::connection::{current_worker, Connection, Sink};
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::lifecycle::start;
+use crate::scratch;
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
 
@@ -51,11 +52,6 @@ fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
 
-/// Text messages up to this size are copied into a buffer kept for the
-/// connection's life; larger ones into one freed after the callback, so an
-/// idle connection does not keep its largest message's size.
-const KEPT_TEXT_BUFFER: usize = 64 << 10;
-
 /// The callbacks that come through `wsc_options` (`wsc_callbacks` is frozen).
 struct CallbacksFromOptions {
     on_reconnecting: wsc_on_reconnecting_fn,
@@ -63,10 +59,9 @@ struct CallbacksFromOptions {
 }
 
 /// Translates events into the C callbacks. Text gets a trailing NUL in a
-/// buffer reused across messages, so only text pays one copy.
+/// buffer reused across messages (see `scratch`), so only text pays one copy.
 fn c_sink(cb: wsc_callbacks, extra: CallbacksFromOptions, user_data: UserData) -> Sink {
     let CallbacksFromOptions { on_reconnecting, on_pong } = extra;
-    let mut text_buf: Vec<u8> = Vec::new();
     Box::new(move |conn: &Connection, event: Event| {
         let (id, ud) = (conn.id(), user_data);
         // SAFETY (all calls below): the application supplied these function
@@ -84,13 +79,10 @@ fn c_sink(cb: wsc_callbacks, extra: CallbacksFromOptions, user_data: UserData) -
             }
             Event::Message(Message::Text(t)) => {
                 if let Some(f) = cb.on_message {
-                    let mut large = Vec::new();
-                    let buf = if t.len() < KEPT_TEXT_BUFFER { &mut text_buf } else { &mut large };
-                    buf.clear();
-                    buf.reserve_exact(t.len() + 1);
-                    buf.extend_from_slice(t.as_bytes());
-                    buf.push(0);
-                    unsafe { f(id, buf.as_ptr(), t.len(), false, ud.0) }
+                    let on_worker = current_worker().is_some();
+                    scratch::with_nul(t.as_bytes(), on_worker, |buf| unsafe {
+                        f(id, buf.as_ptr(), t.len(), false, ud.0)
+                    })
                 }
             }
             Event::Reconnecting { attempt, delay, reason } => {
@@ -171,7 +163,7 @@ pub unsafe extern "C" fn wsc_send_text(id: wsc_id, text: *const c_char, len: usi
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(text.cast(), len, "text")? };
-        connection(id)?.send(utf8(b, "text")?.to_owned())
+        connection(id)?.send(owned_utf8(b, "text")?)
     })
 }
 

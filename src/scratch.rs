@@ -1,0 +1,63 @@
+//! A reusable buffer for handing text to C with a trailing NUL.
+//!
+//! C gets incoming text NUL-terminated, which takes a copy. A fresh buffer
+//! per message costs more than the copy: glibc gives a freed block back to
+//! the kernel once the heap's free top passes its trim threshold, so a
+//! 64 KiB or 1 MiB buffer allocated and freed per message page-faults all
+//! of its pages in again every time (measured: a 64 KiB text echo through
+//! the C ABI spent a third of its CPU there). So each thread keeps one
+//! buffer. On a worker thread (one connection) it grows to the largest
+//! recent message and is given back when the connection idles (`release`,
+//! called as the worker goes lean); on any other thread (an event loop's,
+//! serving many connections) it keeps at most [`KEPT`] bytes.
+
+use std::cell::RefCell;
+
+/// The most a thread other than a worker keeps between messages.
+const KEPT: usize = 64 << 10;
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with `bytes` followed by a NUL, from the thread's buffer (a
+/// fresh one if it is in use or being destroyed at thread exit).
+pub(crate) fn with_nul<R>(bytes: &[u8], on_worker: bool, f: impl FnOnce(&[u8]) -> R) -> R {
+    let fill = |buf: &mut Vec<u8>| {
+        buf.clear();
+        buf.reserve(bytes.len() + 1);
+        buf.extend_from_slice(bytes);
+        buf.push(0);
+    };
+    let kept = BUFFER.try_with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
+        let mut taken = std::mem::take(&mut *buf);
+        drop(buf); // not borrowed while `f` runs
+        fill(&mut taken);
+        Some(taken)
+    });
+    let Some(mut buf) = kept.ok().flatten() else {
+        let mut local = Vec::new();
+        fill(&mut local);
+        return f(&local);
+    };
+    let r = f(&buf);
+    if !on_worker && buf.capacity() > KEPT {
+        buf = Vec::new();
+    }
+    let _ = BUFFER.try_with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            *slot = buf;
+        }
+    });
+    r
+}
+
+/// Gives the calling thread's buffer back to the allocator.
+pub(crate) fn release() {
+    let _ = BUFFER.try_with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            *buf = Vec::new();
+        }
+    });
+}
