@@ -320,8 +320,8 @@ struct Session {
     pings: VecDeque<(Bytes, Instant)>,
     /// Application pings taken from the control queue, not yet written.
     ping_queue: Vec<Bytes>,
-    /// The stack's high-water mark from the upgrade has been given back.
-    stack_trimmed: bool,
+    /// The first sleep since the upgrade has happened (see `sleep`).
+    slept_since_open: bool,
 }
 
 impl Session {
@@ -352,7 +352,7 @@ impl Session {
             close_timeout: options.close_timeout,
             pings: VecDeque::new(),
             ping_queue: Vec::new(),
-            stack_trimmed: false,
+            slept_since_open: false,
         }
     }
 
@@ -837,12 +837,14 @@ impl Session {
         let fd = if interest.read || interest.write { self.fd } else { -1 };
         // At the first sleep since the upgrade, and after idling: keep no
         // buffer while asleep, and give back the stack the upgrade used.
-        let first = !std::mem::replace(&mut self.stack_trimmed, true);
-        if (first && self.quiescent()) || self.lean_due(w) {
-            self.go_lean();
-        }
-        if first {
+        if !std::mem::replace(&mut self.slept_since_open, true) {
+            match self.quiescent() {
+                true => self.go_lean(),
+                false => self.arm(w), // not now: once idle
+            }
             crate::stack::trim();
+        } else if self.lean_due(w) {
+            self.go_lean();
         }
         let deadline = self.deadline(w);
         // Asleep, the worker lends the socket to application threads.
