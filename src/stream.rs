@@ -166,6 +166,24 @@ impl Stream {
     pub(crate) fn tcp(&self) -> &Tcp {
         tcp(&self.transport)
     }
+
+    /// Before this stream is written from an application's thread: OpenSSL
+    /// reads the *calling thread's* error queue to tell "would block" from
+    /// a failure, and a host may have left errors queued there, which would
+    /// turn a full socket into a fatal TLS error. wsc's own threads never
+    /// leave any.
+    pub(crate) fn foreign_thread(&self) {
+        if matches!(self.transport, MaybeTlsStream::NativeTls(_)) {
+            // SAFETY: clears the calling thread's OpenSSL error queue; no
+            // arguments, no preconditions.
+            unsafe { ERR_clear_error() };
+        }
+    }
+}
+
+extern "C" {
+    /// libcrypto's, linked through native-tls.
+    fn ERR_clear_error();
 }
 
 /// The socket under a stream.

@@ -115,6 +115,7 @@ impl Writer<'_> {
         if !wire.accepting || wire.lean || wire.write_blocked || (self.queued)() {
             return Err(msg);
         }
+        wire.ws.get_ref().foreign_thread();
         let len = msg.len();
         wire.large |= len > LARGE;
         wire.in_flight += len;

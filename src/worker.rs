@@ -826,7 +826,11 @@ impl Session {
             return; // the gate just opened: buffered data may be waiting
         }
         let wire = self.wired();
-        let more_to_write = !wire.write_blocked && (wire.needs_flush || !w.queues.data.is_empty());
+        // Once a Close is under way queued messages stay queued (see
+        // `write`): they are no reason to stay awake, or the worker would
+        // spin without ever polling for the peer's answer.
+        let takes_data = !matches!(self.closing, Closing::Underway { .. });
+        let more_to_write = !wire.write_blocked && (wire.needs_flush || (takes_data && !w.queues.data.is_empty()));
         let close_due = matches!(self.closing, Closing::Requested { .. }) && !self.wire().write_blocked;
         if more_to_write || close_due || !w.queues.control.is_empty() {
             waker.cancel_sleep();

@@ -495,7 +495,6 @@ fn a_peer_that_stops_reading_blocks_no_sender_and_we_keep_reading() {
 /// never reads the peer's answer and ends in Close 1006 after the close
 /// timeout (never, with `Duration::MAX`). It fails that way in most runs.
 #[test]
-#[ignore = "engine bug: the worker spins on a message queued after our Close (un-ignore with the sleep() fix)"]
 fn close_racing_sends_lets_no_later_send_through() {
     let _turn = shared_turn();
     const THREADS: u32 = 4;
@@ -1011,11 +1010,10 @@ fn shutdown_while_threads_send() {
 ///
 /// The deterministic form of the race in
 /// [`close_racing_sends_lets_no_later_send_through`]: `Session::sleep`
-/// counts queued messages as work to do even once a Close is under way,
-/// when `write` no longer takes them, so it returns without polling, again
-/// and again, at 100 % CPU, and never sees the socket become readable.
+/// used to count queued messages as work to do even once a Close was under
+/// way, when `write` no longer takes them, so it returned without polling,
+/// again and again, at 100 % CPU, and never saw the socket become readable.
 #[test]
-#[ignore = "engine bug: the worker spins on a message queued after a Close (un-ignore with the sleep() fix)"]
 fn kept_messages_during_a_peer_close_cost_no_cpu() {
     let _turn = shared_turn();
     let (go, may_go) = unbounded::<()>();
