@@ -176,14 +176,9 @@ impl Stream {
         if matches!(self.transport, MaybeTlsStream::NativeTls(_)) {
             // SAFETY: clears the calling thread's OpenSSL error queue; no
             // arguments, no preconditions.
-            unsafe { ERR_clear_error() };
+            unsafe { openssl_sys::ERR_clear_error() };
         }
     }
-}
-
-extern "C" {
-    /// libcrypto's, linked through native-tls.
-    fn ERR_clear_error();
 }
 
 /// The socket under a stream.
