@@ -487,7 +487,9 @@ impl Connection {
     pub fn message_complete(&self) -> Result<(), Error> {
         let s = &*self.shared;
         s.state().ok_or(Error::UnknownId)?;
-        if s.outstanding.complete() {
+        // From the connection's own callback the worker is awake and looks
+        // at the gate when the callback returns: no wake-up needed.
+        if s.outstanding.complete() && current_worker() != Some(s.id) {
             s.waker.wake();
         }
         Ok(())

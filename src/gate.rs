@@ -95,7 +95,9 @@ impl Gate {
     /// A message is about to be delivered.
     pub(crate) fn take(&mut self) {
         if self.enabled {
-            self.outstanding.0.store(true, Ordering::SeqCst);
+            // Release is enough: `message_complete` for this message comes
+            // after its delivery, which orders it after this store.
+            self.outstanding.0.store(true, Ordering::Release);
         }
     }
 
