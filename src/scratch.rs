@@ -26,7 +26,7 @@ pub(crate) fn with_nul<R>(bytes: &[u8], on_worker: bool, f: impl FnOnce(&[u8]) -
     let fill = |buf: &mut Vec<u8>| {
         buf.clear();
         buf.reserve(bytes.len() + 1);
-        buf.extend_from_slice(bytes);
+        append(buf, bytes);
         buf.push(0);
     };
     let kept = BUFFER.try_with(|cell| {
@@ -51,6 +51,27 @@ pub(crate) fn with_nul<R>(bytes: &[u8], on_worker: bool, f: impl FnOnce(&[u8]) -
         }
     });
     r
+}
+
+/// Appends `bytes` to `buf` in pieces small enough for glibc's vector copy.
+/// For large copies glibc's `memcpy` uses `rep movsb`, which on this
+/// project's reference machine (AMD EPYC, KVM) ran a 64 KiB copy of freshly
+/// received data at under 2 GB/s: a third of a 64 KiB text echo's CPU. In
+/// 2 KiB pieces the same copy runs at cache speed, and elsewhere the pieces
+/// cost a few nanoseconds per 64 KiB.
+pub(crate) fn append(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const PIECE: usize = 2 << 10;
+    buf.reserve(bytes.len());
+    for piece in bytes.chunks(PIECE) {
+        buf.extend_from_slice(piece);
+    }
+}
+
+/// `bytes` in a new vector, copied as [`append`] does.
+pub(crate) fn copy(bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(bytes.len());
+    append(&mut v, bytes);
+    v
 }
 
 /// Gives the calling thread's buffer back to the allocator.

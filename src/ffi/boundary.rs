@@ -50,7 +50,7 @@ pub(crate) fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str, Error> {
 /// checked on the copy: one pass over the caller's memory instead of two,
 /// the check reading what the copy just brought into the cache.
 pub(crate) fn owned_utf8(b: &[u8], what: &str) -> Result<String, Error> {
-    let copy = b.to_vec();
+    let copy = crate::scratch::copy(b);
     utf8(&copy, what)?;
     // SAFETY: `copy` was just checked to be UTF-8.
     Ok(unsafe { String::from_utf8_unchecked(copy) })

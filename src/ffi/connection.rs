@@ -174,7 +174,7 @@ pub unsafe extern "C" fn wsc_send_binary(id: wsc_id, data: *const u8, len: usize
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(data, len, "data")? };
-        connection(id)?.send_binary(b.to_vec())
+        connection(id)?.send_binary(scratch::copy(b))
     })
 }
 
