@@ -312,7 +312,7 @@ struct Session {
     /// Messages sent and received when `lean_at` was set (activity since
     /// then postpones it).
     traffic_at_arming: u64,
-    /// The configured read buffer size, for the rebuild before a read.
+    /// The configured read buffer size, for the rebuild on waking.
     read_buffer: usize,
     /// tungstenite's last `read` wanted more bytes (it holds no whole frame).
     read_drained: bool,
