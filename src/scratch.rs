@@ -11,6 +11,7 @@
 //! called as the worker goes lean); on any other thread (an event loop's,
 //! serving many connections) it keeps at most [`KEPT`] bytes.
 
+use crate::connection::current_worker;
 use std::cell::RefCell;
 
 /// The most a thread other than a worker keeps between messages.
@@ -22,7 +23,7 @@ thread_local! {
 
 /// Calls `f` with `bytes` followed by a NUL, from the thread's buffer (a
 /// fresh one if it is in use or being destroyed at thread exit).
-pub(crate) fn with_nul<R>(bytes: &[u8], on_worker: bool, f: impl FnOnce(&[u8]) -> R) -> R {
+pub(crate) fn with_nul<R>(bytes: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     let fill = |buf: &mut Vec<u8>| {
         buf.clear();
         buf.reserve(bytes.len() + 1);
@@ -42,7 +43,7 @@ pub(crate) fn with_nul<R>(bytes: &[u8], on_worker: bool, f: impl FnOnce(&[u8]) -
         return f(&local);
     };
     let r = f(&buf);
-    if !on_worker && buf.capacity() > KEPT {
+    if current_worker().is_none() && buf.capacity() > KEPT {
         buf = Vec::new();
     }
     let _ = BUFFER.try_with(|cell| {

@@ -5,7 +5,7 @@ use super::observe::{with_error, wsc_on_pong_fn};
 use super::options::{on_reconnecting_of, or_default, wsc_on_reconnecting_fn, wsc_options};
 use super::status::{wsc_state, wsc_status};
 use super::wsc_id;
-use crate::connection::{current_worker, Connection, Sink};
+use crate::connection::{Connection, Sink};
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::lifecycle::start;
@@ -79,10 +79,7 @@ fn c_sink(cb: wsc_callbacks, extra: CallbacksFromOptions, user_data: UserData) -
             }
             Event::Message(Message::Text(t)) => {
                 if let Some(f) = cb.on_message {
-                    let on_worker = current_worker().is_some();
-                    scratch::with_nul(t.as_bytes(), on_worker, |buf| unsafe {
-                        f(id, buf.as_ptr(), t.len(), false, ud.0)
-                    })
+                    scratch::with_nul(t.as_bytes(), |buf| unsafe { f(id, buf.as_ptr(), t.len(), false, ud.0) })
                 }
             }
             Event::Reconnecting { attempt, delay, reason } => {
