@@ -175,8 +175,16 @@ fn origins_limits_and_timeouts() {
 
     // one connection at most: the second is refused while the first lives
     server.set_limits(1, 1000, Duration::from_millis(300)).unwrap();
-    let (first, first_rx) = open_channel(&server.url("limits"), Options::new());
-    expect_open(&first_rx);
+    // The upgraded exchange above counts until its thread has ended, a
+    // moment after the client dropped it: the first may be refused until then.
+    let mut opened = None;
+    assert!(eventually(DEADLINE, || {
+        let (conn, rx) = open_channel(&server.url("limits"), Options::new());
+        let open = next_event(&rx, "first connection") == Event::Open;
+        opened = open.then_some((conn, rx));
+        open
+    }));
+    let (first, first_rx) = opened.expect("opened");
     let (_second, second_rx) = open_channel(&server.url("limits"), Options::new());
     expect_error(&second_rx, ErrorKind::Handshake { status: Some(503) });
     // a message over the limit ends that connection with 1009
