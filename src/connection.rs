@@ -2,10 +2,10 @@
 //! thread, and the state it shares with the worker.
 //!
 //! Every call only queues a command for the worker and wakes it, or (a
-//! send, while the worker sleeps and nothing is queued) writes the message
-//! to the non-blocking socket itself (see `wire`); so nothing here blocks on
-//! the network and everything is safe from inside callbacks.
-//! Messages and control go through separate queues: while the socket is
+//! send) frames the message into the outbox and, while the worker sleeps,
+//! writes it to the non-blocking socket itself (see `outbox`, `wire`); so
+//! nothing here blocks on the network and everything is safe from inside
+//! callbacks. Messages and control are queued apart: while the socket is
 //! backed up the worker stops taking messages but still sees
 //! `message_complete`, `set_flow_control` and `close`.
 //!
@@ -16,6 +16,7 @@
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::gate::{Outstanding, Pending};
+use crate::outbox::Outbox;
 use crate::response::HandshakeResponse;
 use crate::stats::{ConnectionStats, Stats};
 use crate::waker::{deadline_in, Waker};
@@ -61,9 +62,8 @@ pub(crate) enum Control {
     Ping(Bytes),
 }
 
-/// The worker's ends of a connection's two queues.
+/// The worker's end of a connection's command queue.
 pub(crate) struct Queues {
-    pub(crate) data: Receiver<tungstenite::Message>,
     pub(crate) control: Receiver<Control>,
 }
 
@@ -93,7 +93,8 @@ pub(crate) struct Shared {
     pub(crate) endpoint: Option<String>,
     state: AtomicU8,
     close_requested: AtomicBool,
-    data: Sender<tungstenite::Message>,
+    /// Messages sent and not yet written, framed (see `outbox`).
+    pub(crate) outbox: Outbox,
     control: Sender<Control>,
     pub(crate) waker: Waker,
     /// The open socket, lent to application threads while the worker sleeps.
@@ -132,8 +133,8 @@ impl Shared {
         stats: Arc<Stats>,
         c_on_pong: crate::ffi::wsc_on_pong_fn,
     ) -> (Arc<Shared>, Queues) {
-        let (data, data_rx) = unbounded();
         let (control, control_rx) = unbounded();
+        let mask = endpoint.is_none(); // a client masks its frames
         let shared = Arc::new(Shared {
             id,
             uri: uri.to_owned(),
@@ -141,7 +142,7 @@ impl Shared {
             endpoint,
             state: AtomicU8::new(State::Connecting as u8),
             close_requested: AtomicBool::new(false),
-            data,
+            outbox: Outbox::new(mask),
             control,
             waker,
             wire: Slot::default(),
@@ -157,7 +158,7 @@ impl Shared {
             finishing: Mutex::new(()),
             finished: Condvar::new(),
         });
-        (shared, Queues { data: data_rx, control: control_rx })
+        (shared, Queues { control: control_rx })
     }
 
     pub(crate) fn state(&self) -> Option<State> {
@@ -395,21 +396,11 @@ impl Connection {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
             return Err(Error::QueueFull { buffered: before, limit: s.max_buffered });
         }
-        let writer = Writer {
-            slot: &s.wire,
-            stats: &s.stats,
-            waker: &s.waker,
-            queued: &|| !s.data.is_empty(),
-            unbuffer: &|n| s.unbuffer(n),
-        };
-        let Err(message) = writer.try_write(message.into_tungstenite()) else {
-            return Ok(());
-        };
-        if s.data.send(message).is_err() {
-            s.buffered.fetch_sub(len, Ordering::SeqCst);
-            return Err(Error::UnknownId);
+        s.outbox.push(&message);
+        let writer = Writer { slot: &s.wire, outbox: &s.outbox, stats: &s.stats, unbuffer: &|n| s.unbuffer(n) };
+        if !writer.try_write() {
+            s.queued();
         }
-        s.queued();
         Ok(())
     }
 

@@ -43,13 +43,6 @@ impl Message {
             Message::Binary(_) => None,
         }
     }
-
-    pub(crate) fn into_tungstenite(self) -> tungstenite::Message {
-        match self {
-            Message::Text(t) => tungstenite::Message::Text(t),
-            Message::Binary(b) => tungstenite::Message::Binary(b),
-        }
-    }
 }
 
 /// One event of a connection. `Open` comes first, once per successful

@@ -110,6 +110,7 @@ mod handler;
 mod lifecycle;
 mod logging;
 mod options;
+mod outbox;
 mod proxy;
 mod reconnect;
 mod registry;

@@ -16,8 +16,20 @@
 //! On top, above TLS, [`Stream`] shows every byte tungstenite reads to a
 //! [`Frames`] tracker, so the worker knows when tungstenite's buffers hold
 //! nothing but whole messages and may be given back (see `frames`). A
-//! second tracker follows what tungstenite writes; both count frames into
-//! the connection's statistics (a few instructions per frame, no lock).
+//! second tracker follows what is written; both count frames into the
+//! connection's statistics (a few instructions per frame, no lock).
+//!
+//! Two writers share the socket: tungstenite (control frames: pings, pongs,
+//! Close) and the outbox's batches of data frames, framed by the senders
+//! (see `outbox`). Bytes must never interleave inside a frame, yet either
+//! may be refused half-way by a full socket. So every byte goes through one
+//! ordered buffer here: what the socket does not take at once waits in
+//! `unsent`, everything written later queues behind it, and `flush` drains
+//! it (`WouldBlock` while the socket refuses). A write from tungstenite is
+//! always taken whole, so tungstenite never holds a half-written frame of
+//! its own. TLS asks that a refused write be retried with the same bytes:
+//! the retry starts with them, as it did when tungstenite's buffer held
+//! them.
 
 use crate::frames::Frames;
 use crate::stats::{add, Stats};
@@ -39,13 +51,20 @@ pub(crate) struct Stream {
     frames: Frames,
     written: Frames,
     stats: Arc<Stats>,
+    /// Bytes owed to the socket, in order, from `sent` on.
+    unsent: Vec<u8>,
+    sent: usize,
 }
 
 impl Stream {
     /// A stream whose first bytes to read are the HTTP upgrade response
     /// (and the first written, the request).
     pub(crate) fn new(transport: Transport, stats: Arc<Stats>) -> Stream {
-        Stream { transport, frames: Frames::default(), written: Frames::default(), stats }
+        Stream::with(transport, Frames::default(), Frames::default(), stats)
+    }
+
+    fn with(transport: Transport, frames: Frames, written: Frames, stats: Arc<Stats>) -> Stream {
+        Stream { transport, frames, written, stats, unsent: Vec::new(), sent: 0 }
     }
 
     /// A server's stream: the request head has been read and the response
@@ -55,7 +74,7 @@ impl Stream {
         let mut frames = Frames::after_head();
         frames.feed(leftover);
         add(&stats.frames_received, frames.count());
-        Stream { transport, frames, written: Frames::after_head(), stats }
+        Stream::with(transport, frames, Frames::after_head(), stats)
     }
 
     /// See [`Frames::at_message_boundary`].
@@ -77,19 +96,73 @@ impl Read for Stream {
     }
 }
 
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.transport.write(buf)?;
+impl Stream {
+    /// Queues whole frames behind everything written before (no copy when
+    /// nothing waits); returns the buffer to reuse, emptied.
+    pub(crate) fn append(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
+        self.count_written(&bytes);
+        if self.unsent.is_empty() {
+            std::mem::swap(&mut self.unsent, &mut bytes);
+            self.sent = 0;
+        } else {
+            self.unsent.extend_from_slice(&bytes);
+        }
+        bytes.clear();
+        bytes
+    }
+
+    /// Frees the buffer of bytes owed to the socket when it is empty.
+    pub(crate) fn release(&mut self) {
+        if self.unsent.is_empty() {
+            self.unsent = Vec::new();
+        }
+    }
+
+    fn count_written(&mut self, bytes: &[u8]) {
         let before = self.written.count();
-        self.written.feed(&buf[..n]);
+        self.written.feed(bytes);
         let begun = self.written.count() - before;
         if begun != 0 {
             add(&self.stats.frames_sent, begun);
         }
-        Ok(n)
+    }
+}
+
+impl Write for Stream {
+    /// Takes all of `buf`: what the socket refuses waits for `flush`.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.count_written(buf);
+        if !self.unsent.is_empty() {
+            self.unsent.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
+        let n = match self.transport.write(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        self.unsent.extend_from_slice(&buf[n..]);
+        self.sent = 0;
+        Ok(buf.len())
     }
 
+    /// Writes what waits; `WouldBlock` while the socket refuses some of it.
     fn flush(&mut self) -> io::Result<()> {
+        while self.sent < self.unsent.len() {
+            match self.transport.write(&self.unsent[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) => {
+                    if self.sent > self.unsent.len() / 2 {
+                        self.unsent.drain(..self.sent); // the unsent bytes stay first
+                        self.sent = 0;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.unsent.clear();
+        self.sent = 0;
         self.transport.flush()
     }
 }

@@ -13,34 +13,35 @@
 //!   mutex. The worker holds it whenever it is awake — callbacks included —
 //!   and lets go only around `poll(2)`. An application thread only ever
 //!   `try_lock`s it, so nothing blocks on it and nothing can deadlock: when
-//!   the worker holds it, the message goes through the queue as before (and
-//!   an awake worker needs no wake-up system call).
-//! - **Order.** A caller writes only when the queue is empty, checked under
-//!   the lock, and the worker takes from the queue only under the lock; so a
-//!   message never overtakes one queued before it.
+//!   the worker holds it, the message waits in the outbox (see `outbox`) and
+//!   the worker, awake anyway, writes it before it sleeps.
+//! - **Order.** Every message is framed into the outbox first, in send
+//!   order; whoever holds the wire takes the outbox whole, so a caller
+//!   writing in the worker's place writes exactly what the worker would have.
 //! - **Never blocking the caller.** The socket is non-blocking: what the
-//!   kernel does not take stays in tungstenite's buffer, the wire is marked
-//!   blocked (later sends queue) and the worker is woken to wait for
-//!   `POLLOUT`. A peer that stops reading cannot stall the caller, and the
-//!   worker keeps reading meanwhile.
-//! - **Batching.** Flushing is a system call per message. A caller flushes
-//!   itself once per worker sleep (the ping-pong case: the worker has
-//!   nothing else to do, so the caller saves its wake-up); a second message
-//!   before the worker has woken only joins tungstenite's buffer, and the
-//!   worker, woken once, flushes everything that collected (the streaming
-//!   case: one `send(2)` for many messages).
+//!   kernel does not take waits in the stream's buffer, the wire is marked
+//!   blocked (later sends wait in the outbox) and the worker is woken to
+//!   wait for `POLLOUT`. A peer that stops reading cannot stall the caller,
+//!   and the worker keeps reading meanwhile.
+//! - **Batching.** Flushing is a system call. A caller writes and flushes
+//!   itself once per worker sleep (the ping-pong case: the worker has nothing
+//!   else to do, so the caller saves its wake-up); a second message before
+//!   the worker has woken only joins the outbox, and the worker, woken once,
+//!   writes everything that collected (the streaming case: one `send(2)` for
+//!   many messages).
 //! - **Failures.** A write error cannot end the connection from the
 //!   caller's thread; it is left here for the worker, which ends the
 //!   connection exactly as if it had failed the write itself.
 //! - **Closing.** Once a Close has been sent or received the wire stops
 //!   accepting, so nothing is ever written after a Close.
 
+use crate::outbox::Outbox;
 use crate::stats::{add, Stats};
 use crate::stream::Stream;
-use crate::waker::Waker;
 use parking_lot::{lock_api::ArcMutexGuard, Mutex, RawMutex};
+use std::io::Write;
 use std::sync::Arc;
-use tungstenite::{Message, WebSocket};
+use tungstenite::WebSocket;
 
 /// A message larger than this makes the worker plan to give tungstenite's
 /// buffers back after a pause (see `frames`).
@@ -49,11 +50,11 @@ pub(crate) const LARGE: usize = 64 << 10;
 /// The open connection's socket and what its writers share.
 pub(crate) struct Wire {
     pub(crate) ws: WebSocket<Stream>,
-    /// Bytes handed to tungstenite but not yet flushed to the socket.
+    /// Payload bytes taken from the outbox but not yet flushed to the socket.
     pub(crate) in_flight: usize,
     /// The last write or flush hit `WouldBlock`: the worker waits for POLLOUT.
     pub(crate) write_blocked: bool,
-    /// Something (a message, a pong, a Close reply) waits in tungstenite's buffer.
+    /// Something (messages, a pong, a Close reply) waits to be flushed.
     pub(crate) needs_flush: bool,
     /// Application threads may write: open, and no Close sent or received.
     pub(crate) accepting: bool,
@@ -63,9 +64,11 @@ pub(crate) struct Wire {
     pub(crate) failed: Option<tungstenite::Error>,
     /// A caller wrote a message larger than [`LARGE`].
     pub(crate) large: bool,
-    /// tungstenite holds no buffers (an idle worker sleeps): it is not lent
-    /// until the worker has rebuilt them.
+    /// tungstenite holds no buffers (an idle worker sleeps); writers do not
+    /// need them, the worker rebuilds them when it wakes.
     pub(crate) lean: bool,
+    /// The buffer the last batch was written from, emptied, for the next.
+    pub(crate) spare: Vec<u8>,
 }
 
 impl Wire {
@@ -80,6 +83,7 @@ impl Wire {
             failed: None,
             large: false,
             lean: false,
+            spare: Vec::new(),
         }
     }
 }
@@ -94,65 +98,52 @@ pub(crate) type Held = ArcMutexGuard<RawMutex, Option<Wire>>;
 /// What a caller needs to write in the worker's place.
 pub(crate) struct Writer<'a> {
     pub(crate) slot: &'a Slot,
+    pub(crate) outbox: &'a Outbox,
     pub(crate) stats: &'a Stats,
-    pub(crate) waker: &'a Waker,
-    /// True while the queue holds messages (they must go first).
-    pub(crate) queued: &'a dyn Fn() -> bool,
     /// Bytes left the buffered count (written to the socket).
     pub(crate) unbuffer: &'a dyn Fn(usize),
 }
 
 impl Writer<'_> {
-    /// Writes `msg` from the calling thread if the worker is asleep and
-    /// nothing is queued or blocked; otherwise gives it back to be queued.
-    pub(crate) fn try_write(&self, msg: Message) -> Result<(), Message> {
+    /// Writes the outbox from the calling thread if the worker is asleep,
+    /// has not lent it since it slept, and the socket is not blocked. False
+    /// when the worker must be woken: it writes the outbox itself, or waits
+    /// for the socket, or ends the connection with the write's error.
+    pub(crate) fn try_write(&self) -> bool {
         let Some(mut held) = self.slot.try_lock() else {
-            return Err(msg);
+            return false;
         };
         let Some(wire) = held.as_mut() else {
-            return Err(msg);
+            return false;
         };
-        if !wire.accepting || wire.lean || wire.write_blocked || (self.queued)() {
-            return Err(msg);
+        if !wire.accepting || wire.write_blocked || !std::mem::take(&mut wire.flush_lent) {
+            return false;
+        }
+        let batch = self.outbox.take(std::mem::take(&mut wire.spare));
+        if batch.is_empty() {
+            return true; // another caller wrote ours
         }
         wire.ws.get_ref().foreign_thread();
-        let len = msg.len();
-        wire.large |= len > LARGE;
-        wire.in_flight += len;
-        add(&self.stats.messages_sent, 1);
-        add(&self.stats.bytes_sent, len as u64);
-        let flushed = match wire.ws.write(msg) {
-            Ok(()) if wire.flush_lent => {
-                wire.flush_lent = false;
-                wire.ws.flush().map(|()| true)
-            }
-            other => other.map(|()| false),
-        };
-        let wake = match flushed {
-            Ok(true) => {
+        wire.spare = wire.ws.get_mut().append(batch.bytes);
+        wire.large |= batch.large;
+        wire.in_flight += batch.payload;
+        add(&self.stats.messages_sent, batch.messages);
+        add(&self.stats.bytes_sent, batch.payload as u64);
+        match wire.ws.get_mut().flush() {
+            Ok(()) => {
                 (self.unbuffer)(std::mem::take(&mut wire.in_flight));
-                wire.needs_flush = false;
-                false
+                true
             }
-            Ok(false) => {
-                wire.needs_flush = true;
-                true // the worker flushes what collects until it wakes
-            }
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 wire.write_blocked = true;
                 wire.needs_flush = true;
-                true
+                false
             }
             Err(e) => {
-                wire.failed = Some(e);
+                wire.failed = Some(tungstenite::Error::Io(e));
                 wire.accepting = false;
-                true
+                false
             }
-        };
-        drop(held);
-        if wake {
-            self.waker.wake();
         }
-        Ok(())
     }
 }

@@ -49,9 +49,6 @@ enum Terminal {
 /// How long a failed connection waits for the peer to close after our Close.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// How many bytes of queued messages to hand to tungstenite before flushing.
-const WRITE_BATCH: usize = 256 << 10;
-
 /// tungstenite's buffers (its read buffer, and any grown by a large
 /// message) are given back when the worker goes to sleep after the
 /// connection has been idle this long with nothing of a message in them (see
@@ -404,9 +401,12 @@ impl Session {
         *self.link = Some(Wire { ws, ..old });
     }
 
-    /// tungstenite without buffers, while the worker sleeps.
-    fn go_lean(&mut self) {
+    /// tungstenite (and the write buffers) without buffers, while the worker sleeps.
+    fn go_lean(&mut self, w: &Worker) {
         self.rebuild(LEAN);
+        self.wire().ws.get_mut().release();
+        self.wire().spare = Vec::new();
+        w.conn.shared().outbox.release();
         crate::scratch::release();
         self.wire().lean = true;
         self.lean_at = None;
@@ -527,37 +527,45 @@ impl Session {
         if self.wire().write_blocked {
             return Ok(());
         }
-        let can_write = self.wire().ws.can_write();
-        let conn = w.conn;
-        let stats = &conn.shared().stats;
         // Once a Close is under way no data goes out (with reconnect, what is
-        // still queued waits for the next connection).
-        while self.wire().in_flight < WRITE_BATCH && !matches!(self.closing, Closing::Underway { .. }) {
-            let Ok(msg) = w.queues.data.try_recv() else {
-                break;
-            };
-            let len = msg.len();
-            self.passed(w, len);
-            if !can_write {
-                w.conn.shared().unbuffer(len);
-                continue;
-            }
-            self.wire().in_flight += len;
-            self.wire().needs_flush = true;
-            let r = self.wire().ws.write(msg);
-            add(&stats.messages_sent, 1);
-            add(&stats.bytes_sent, len as u64);
-            if !self.written(r)? {
-                return Ok(());
-            }
+        // still in the outbox waits for the next connection).
+        if !matches!(self.closing, Closing::Underway { .. }) {
+            self.take_outbox(w);
         }
         if self.wire().needs_flush {
             self.flush(w)?;
         }
-        if matches!(self.closing, Closing::Requested { .. }) && !self.wire().write_blocked && w.queues.data.is_empty() {
+        if matches!(self.closing, Closing::Requested { .. })
+            && !self.wire().write_blocked
+            && w.conn.shared().outbox.is_empty()
+        {
             self.send_close(w.conn.id())?;
         }
         Ok(())
+    }
+
+    /// Moves the messages senders framed into the stream, behind what is
+    /// there (or drops them if tungstenite may no longer write).
+    fn take_outbox(&mut self, w: &Worker) {
+        let shared = w.conn.shared();
+        let batch = shared.outbox.take(std::mem::take(&mut self.wire().spare));
+        if batch.is_empty() {
+            self.wire().spare = batch.bytes;
+            return;
+        }
+        if batch.large {
+            self.arm(w);
+        }
+        if !self.wire().ws.can_write() {
+            shared.unbuffer(batch.payload);
+            return;
+        }
+        let wire = self.wire();
+        wire.spare = wire.ws.get_mut().append(batch.bytes);
+        wire.in_flight += batch.payload;
+        wire.needs_flush = true;
+        add(&shared.stats.messages_sent, batch.messages);
+        add(&shared.stats.bytes_sent, batch.payload as u64);
     }
 
     fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
@@ -681,9 +689,8 @@ impl Session {
         // later try.
         let kept = w.options.reconnect.is_some() && retries_close(code);
         if !kept {
-            while let Ok(m) = w.queues.data.try_recv() {
-                w.conn.shared().unbuffer(m.len());
-            }
+            let shared = w.conn.shared();
+            shared.unbuffer(shared.outbox.clear());
         }
     }
 
@@ -830,7 +837,8 @@ impl Session {
         // `write`): they are no reason to stay awake, or the worker would
         // spin without ever polling for the peer's answer.
         let takes_data = !matches!(self.closing, Closing::Underway { .. });
-        let more_to_write = !wire.write_blocked && (wire.needs_flush || (takes_data && !w.queues.data.is_empty()));
+        let more_to_write =
+            !wire.write_blocked && (wire.needs_flush || (takes_data && !w.conn.shared().outbox.is_empty()));
         let close_due = matches!(self.closing, Closing::Requested { .. }) && !self.wire().write_blocked;
         if more_to_write || close_due || !w.queues.control.is_empty() {
             waker.cancel_sleep();
@@ -843,12 +851,12 @@ impl Session {
         // buffer while asleep, and give back the stack the upgrade used.
         if !std::mem::replace(&mut self.slept_since_open, true) {
             match self.quiescent() {
-                true => self.go_lean(),
+                true => self.go_lean(w),
                 false => self.arm(w), // not now: once idle
             }
             crate::stack::trim();
         } else if self.lean_due(w) {
-            self.go_lean();
+            self.go_lean(w);
         }
         let deadline = self.deadline(w);
         // Asleep, the worker lends the socket to application threads.

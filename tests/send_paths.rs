@@ -230,7 +230,10 @@ struct Seen {
 
 fn data_message(op: u8, payload: Vec<u8>) -> Message {
     match op {
-        TEXT => Message::Text(String::from_utf8(payload).expect("text frame with invalid UTF-8").into()),
+        TEXT => match String::from_utf8(payload) {
+            Ok(t) => Message::Text(t.into()),
+            Err(e) => panic!("a text frame of {} bytes with invalid UTF-8: {}", e.as_bytes().len(), e.utf8_error()),
+        },
         BINARY => Message::Binary(payload.into()),
         other => panic!("unexpected opcode {other:#x}"),
     }
@@ -479,6 +482,123 @@ fn a_peer_that_stops_reading_blocks_no_sender_and_we_keep_reading() {
     assert!(seen.after_close.is_empty(), "frames after our Close: {:?}", seen.after_close);
     check_prefixes(&seen, &ok, 0, 64 << 10, "after the peer read again");
 }
+
+/// Control frames written while data frames wait half-written for a full
+/// socket: the client's keepalive pings, and its pongs to the peer's pings,
+/// while four threads fill a socket the peer is not reading — over ws and
+/// wss (where a refused TLS write must be retried with the same bytes).
+/// Every frame the peer parses is whole and masked, every message arrives
+/// intact and in order, and the peer's pings are answered.
+#[test]
+fn control_frames_never_split_data_waiting_for_a_blocked_socket() {
+    let _turn = shared_turn();
+    for transport in [Transport::Ws, Transport::Wss] {
+        control_frames_while_blocked(transport);
+    }
+}
+
+fn control_frames_while_blocked(transport: Transport) {
+    const THREADS: u32 = 4;
+    const PINGS: u32 = 200;
+    let what = format!("{transport:?}");
+    let limit = 2 << 20;
+    let (go_ping, may_ping) = unbounded::<()>();
+    let (go_read, may_read) = unbounded::<()>();
+    let (seen_tx, seen) = unbounded::<(Seen, u32)>();
+    let serve = move |s: &mut dyn ReadWrite| {
+        let Ok(head) = read_request(s) else { return };
+        if s.write_all(upgrade_response(&head).as_bytes()).is_err() || may_ping.recv().is_err() {
+            return;
+        }
+        for i in 0..PINGS {
+            if s.write_all(&frame(FIN | PING, &i.to_be_bytes())).is_err() {
+                return;
+            }
+        }
+        let _ = s.flush();
+        let _ = may_read.recv();
+        let (mut seen, mut pongs) = (Seen::default(), 0);
+        loop {
+            match read_frame(s).unwrap_or_else(|e| panic!("a frame the peer could not parse: {e}")) {
+                (CLOSE, _, p) => {
+                    seen.close = Some((p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]])));
+                    break;
+                }
+                (PONG, _, p) => {
+                    assert_eq!(p.len(), 4, "a pong's payload is its ping's");
+                    pongs += 1;
+                }
+                (PING, _, _) => {}
+                (op, fin, p) => {
+                    assert!(fin, "wsc fragments nothing");
+                    seen.data.push(data_message(op, p));
+                }
+            }
+        }
+        let _ = s.write_all(&close_frame(1000, ""));
+        let _ = s.flush();
+        let _ = seen_tx.send((seen, pongs));
+    };
+    let acceptor = matches!(transport, Transport::Wss).then(|| {
+        let cert = std::fs::read(test_cert("good.pem")).unwrap();
+        let key = std::fs::read(test_cert("good.key")).unwrap();
+        TlsAcceptor::new(Identity::from_pkcs8(&cert, &key).unwrap()).unwrap()
+    });
+    let server = TcpServer::local(move |tcp| {
+        let _ = tcp.set_nodelay(true);
+        small_buffers(&tcp);
+        match &acceptor {
+            None => serve(&mut { tcp }),
+            Some(a) => {
+                if let Ok(mut tls) = a.accept(tcp) {
+                    serve(&mut tls)
+                }
+            }
+        }
+    });
+    let (url, mut o) = match transport {
+        Transport::Ws => (server.url(), Options::new()),
+        Transport::Wss => (server.wss_url(), trusting(&test_cert("ca.pem"))),
+    };
+    o.max_buffered_bytes(limit).unwrap();
+    o.ping_interval(Some(Duration::from_millis(5))).pong_timeout(Duration::from_secs(120));
+    let (conn, rx) = open_channel(&url, o);
+    expect_open(&rx);
+    let ok: Vec<u32> = (0..THREADS)
+        .map(|t| {
+            let conn = conn.clone();
+            thread::spawn(move || {
+                let mut k = 0;
+                while conn.send_message(message(t, k, 64 << 10)).is_ok() {
+                    k += 1;
+                }
+                k
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    // The socket is full and the peer reads nothing: the pings and pongs
+    // below are written behind data waiting for it.
+    let before = conn.stats().unwrap();
+    go_ping.send(()).unwrap();
+    let arrived = eventually(DEADLINE, || {
+        let now = conn.stats().unwrap();
+        now.frames_received >= before.frames_received + u64::from(PINGS) && now.pings_sent >= before.pings_sent + 3
+    });
+    assert!(arrived, "{what}: the peer's pings were not read, or no keepalive ping went out, while blocked");
+    go_read.send(()).unwrap();
+    conn.close().unwrap();
+    expect_close(&rx, 1000);
+    let (seen, pongs) = seen.recv_timeout(DEADLINE).expect("the peer's report");
+    assert!(pongs >= 1, "{what}: no pong for {PINGS} pings");
+    check_prefixes(&seen, &ok, 0, 64 << 10, &what);
+}
+
+/// Both ends of a plain or TLS socket, for a peer that serves either.
+trait ReadWrite: std::io::Read + Write {}
+impl<T: std::io::Read + Write> ReadWrite for T {}
 
 /// `close()` racing sends from four threads, for hundreds of rounds (every
 /// other one with `Duration::MAX` timeouts): a send that starts after

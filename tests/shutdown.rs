@@ -60,7 +60,13 @@ fn shutdown_closes_every_connection_and_joins_every_worker() {
     let started = Instant::now();
     assert_eq!(wsc::shutdown(Duration::from_secs(10)), Ok(()));
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert_eq!(worker_threads(), 0, "every worker joined when shutdown returns");
+    // Joined threads leave /proc a moment after they are joined (the kernel
+    // wakes the joiner before it unlists the thread).
+    assert!(
+        eventually(Duration::from_secs(2), || worker_threads() == 0),
+        "every worker joined when shutdown returns: {} left",
+        worker_threads()
+    );
     assert!(wsc::clients().is_empty());
     for (conn, rx) in &open {
         assert_eq!(expect_close(rx, 1001), "shutting down");

@@ -163,7 +163,7 @@ pub fn http_server(response: &'static str) -> TcpServer {
 
 /// Reads an HTTP request head (up to the blank line) byte by byte, so
 /// nothing after it is consumed.
-pub fn read_request(stream: &mut TcpStream) -> io::Result<String> {
+pub fn read_request(stream: &mut (impl Read + ?Sized)) -> io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -245,10 +245,14 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     frame(FIN | CLOSE, &payload)
 }
 
-/// Reads one client frame: (opcode, fin, unmasked payload).
-pub fn read_frame(stream: &mut impl Read) -> io::Result<(u8, bool, Vec<u8>)> {
+/// Reads one client frame: (opcode, fin, unmasked payload). A frame
+/// without a mask (which a client must never send) is `InvalidData`.
+pub fn read_frame(stream: &mut (impl Read + ?Sized)) -> io::Result<(u8, bool, Vec<u8>)> {
     let mut h = [0u8; 2];
     stream.read_exact(&mut h)?;
+    if h[1] & 0x80 == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("an unmasked client frame: {h:02x?}")));
+    }
     let len = match h[1] & 0x7F {
         126 => {
             let mut b = [0u8; 2];
@@ -263,9 +267,7 @@ pub fn read_frame(stream: &mut impl Read) -> io::Result<(u8, bool, Vec<u8>)> {
         n => n as usize,
     };
     let mut key = [0u8; 4];
-    if h[1] & 0x80 != 0 {
-        stream.read_exact(&mut key)?;
-    }
+    stream.read_exact(&mut key)?;
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload)?;
     payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= key[i % 4]);
