@@ -16,7 +16,7 @@
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::gate::{Outstanding, Pending};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, BINARY, TEXT};
 use crate::response::HandshakeResponse;
 use crate::stats::{ConnectionStats, Stats};
 use crate::waker::{deadline_in, Waker};
@@ -214,7 +214,8 @@ impl Shared {
         !self.close_requested()
     }
 
-    /// Worker: a value that changes whenever a command has been queued.
+    /// Worker: a value that changes whenever a command (not a message: see
+    /// `Outbox::hinted`) has been queued.
     pub(crate) fn activity(&self) -> u64 {
         self.activity.load(Ordering::Acquire)
     }
@@ -388,18 +389,45 @@ impl Connection {
     /// waiting to be written past `max_buffered_bytes` (nothing is queued);
     /// [`Error::UnknownId`] once the connection has finished.
     pub fn send_message(&self, message: Message) -> Result<(), Error> {
+        self.enqueue(message.len(), |outbox| {
+            outbox.push(&message);
+            Ok(())
+        })
+    }
+
+    /// Queues a message framed straight from `payload` (the C ABI's sends:
+    /// the copy into the outbox is the only one). Text is checked as UTF-8
+    /// on that copy.
+    ///
+    /// # Errors
+    /// As [`Connection::send_message`], and [`Error::InvalidArgument`] for
+    /// text that is not UTF-8 (`what` names it).
+    pub(crate) fn send_borrowed(&self, text: bool, payload: &[u8], what: &str) -> Result<(), Error> {
+        self.enqueue(payload.len(), |outbox| match text {
+            true => outbox
+                .push_bytes(TEXT, payload, true)
+                .map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8"))),
+            false => outbox.push_bytes(BINARY, payload, false).map_err(|_| unreachable!("unchecked")),
+        })
+    }
+
+    /// Counts `len` bytes against the buffered limit, frames the message
+    /// into the outbox (`push`), and writes it or wakes the worker.
+    fn enqueue(&self, len: usize, push: impl FnOnce(&Outbox) -> Result<(), Error>) -> Result<(), Error> {
         self.sendable()?;
         let s = &*self.shared;
-        let len = message.len();
         let before = s.buffered.fetch_add(len, Ordering::SeqCst);
         if before.saturating_add(len) > s.max_buffered {
             s.buffered.fetch_sub(len, Ordering::SeqCst);
             return Err(Error::QueueFull { buffered: before, limit: s.max_buffered });
         }
-        s.outbox.push(&message);
+        if let Err(e) = push(&s.outbox) {
+            s.buffered.fetch_sub(len, Ordering::SeqCst);
+            return Err(e);
+        }
         let writer = Writer { slot: &s.wire, outbox: &s.outbox, stats: &s.stats, unbuffer: &|n| s.unbuffer(n) };
         if !writer.try_write() {
-            s.queued();
+            s.waker.wake(); // the outbox is its own sign of activity (see `Outbox::hinted`)
         }
         Ok(())
     }

@@ -32,10 +32,12 @@
 //!   gives both back (see `release`).
 
 use crate::event::Message;
+use crate::scratch::PIECE;
 use crate::wire::LARGE;
 use parking_lot::Mutex;
 use rand::rngs::{StdRng, SysRng};
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// Frames written by senders, not yet taken by a writer.
 #[derive(Default)]
@@ -59,6 +61,11 @@ impl Batch {
 /// A connection's outgoing messages, framed.
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
+    /// Set when a message is framed, cleared when the outbox is taken: a
+    /// hint, read without the lock, for the worker's check right after a
+    /// callback (whether to write before reading on). Its decision to sleep
+    /// looks under the lock.
+    hint: AtomicBool,
 }
 
 struct Inner {
@@ -67,34 +74,68 @@ struct Inner {
     keys: Option<StdRng>,
 }
 
-/// Copies and masks in pieces of this size: each piece is masked while it
-/// is still in the first-level cache, and glibc's copy of large blocks is
-/// slow on some machines (see `scratch`). A multiple of 4, so the mask stays
-/// in phase from piece to piece.
-const PIECE: usize = 2 << 10;
+/// Text is checked in blocks of this size, each while it is still in the
+/// second-level cache, then masked.
+const BLOCK: usize = 64 << 10;
 
 /// A buffer kept by a drained batch for the next one: larger ones are freed.
-const KEPT: usize = 64 << 10;
+/// A busy connection sending messages of up to a megabyte reuses its
+/// buffers instead of faulting fresh pages in for every message (glibc
+/// gives large freed blocks back to the kernel); an idle one frees them.
+const KEPT: usize = 2 << 20;
+
+/// Opcodes of a text and a binary frame.
+pub(crate) const TEXT: u8 = 0x1;
+pub(crate) const BINARY: u8 = 0x2;
+
+/// A text payload that is not UTF-8.
+#[derive(Debug)]
+pub(crate) struct NotUtf8;
 
 impl Outbox {
     /// `mask`: a client's outbox (its frames are masked).
     pub(crate) fn new(mask: bool) -> Outbox {
-        Outbox { inner: Mutex::new(Inner { batch: Batch::default(), keys: mask.then(seeded) }) }
+        Outbox {
+            inner: Mutex::new(Inner { batch: Batch::default(), keys: mask.then(seeded) }),
+            hint: AtomicBool::new(false),
+        }
     }
 
     /// Frames `message` (one final frame) after what is already here.
     pub(crate) fn push(&self, message: &Message) {
         let (opcode, payload) = match message {
-            Message::Text(t) => (0x1, t.as_bytes()),
-            Message::Binary(b) => (0x2, &b[..]),
+            Message::Text(t) => (TEXT, t.as_bytes()),
+            Message::Binary(b) => (BINARY, &b[..]),
         };
+        let pushed = self.push_bytes(opcode, payload, false);
+        debug_assert!(pushed.is_ok(), "only a checked push can fail");
+    }
+
+    /// Frames `payload` straight from the caller's memory: the copy into the
+    /// outbox is the only one. With `check_utf8` (text from C) the copy is
+    /// what is checked, so what goes out is what was checked even if the
+    /// caller's memory changes meanwhile; invalid UTF-8 leaves nothing here.
+    pub(crate) fn push_bytes(&self, opcode: u8, payload: &[u8], check_utf8: bool) -> Result<(), NotUtf8> {
         let mut inner = self.inner.lock();
         let key = inner.keys.as_mut().map(|keys| keys.next_u32().to_ne_bytes());
         let batch = &mut inner.batch;
-        frame_into(&mut batch.bytes, opcode, payload, key);
+        let start = batch.bytes.len();
+        let framed = frame_into(&mut batch.bytes, opcode, payload, key, check_utf8);
+        if framed.is_err() {
+            batch.bytes.truncate(start);
+            return framed;
+        }
         batch.messages += 1;
         batch.payload += payload.len();
         batch.large |= payload.len() > LARGE;
+        self.hint.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// Probably not empty (see `hint`); never false after a push by this
+    /// thread that has not been taken since.
+    pub(crate) fn hinted(&self) -> bool {
+        self.hint.load(Relaxed)
     }
 
     /// True while messages wait here.
@@ -109,7 +150,9 @@ impl Outbox {
             spare = Vec::new();
         }
         let fresh = Batch { bytes: spare, ..Batch::default() };
-        std::mem::replace(&mut self.inner.lock().batch, fresh)
+        let mut inner = self.inner.lock();
+        self.hint.store(false, Relaxed);
+        std::mem::replace(&mut inner.batch, fresh)
     }
 
     /// Drops everything here; returns its payload bytes.
@@ -142,8 +185,15 @@ fn seeded() -> StdRng {
     })
 }
 
-/// Appends one final frame: RFC 6455 section 5.2.
-fn frame_into(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: Option<[u8; 4]>) {
+/// Appends one final frame: RFC 6455 section 5.2. With `check_utf8`, the
+/// payload's copy is checked before it is masked.
+fn frame_into(
+    out: &mut Vec<u8>,
+    opcode: u8,
+    payload: &[u8],
+    key: Option<[u8; 4]>,
+    check_utf8: bool,
+) -> Result<(), NotUtf8> {
     let len = payload.len();
     let mask_bit = if key.is_some() { 0x80 } else { 0 };
     out.reserve(14 + len);
@@ -159,22 +209,52 @@ fn frame_into(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: Option<[u8; 4]
             out.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
-    let Some(key) = key else {
-        for piece in payload.chunks(PIECE) {
-            out.extend_from_slice(piece);
-        }
-        return;
-    };
-    out.extend_from_slice(&key);
-    for piece in payload.chunks(PIECE) {
-        let start = out.len();
-        out.extend_from_slice(piece);
-        apply_mask(&mut out[start..], key);
+    if let Some(key) = key {
+        out.extend_from_slice(&key);
     }
+    if check_utf8 {
+        return copy_checked(out, payload, key);
+    }
+    // In pieces: glibc's copy of large blocks is slow on some machines (see
+    // `scratch`), and each piece is masked while it is in the first-level cache.
+    for piece in payload.chunks(PIECE) {
+        let at = out.len();
+        out.extend_from_slice(piece);
+        if let Some(key) = key {
+            apply_mask(&mut out[at..], key, 0); // PIECE keeps the mask in phase
+        }
+    }
+    Ok(())
 }
 
-/// XORs `bytes` with the key, starting at its first byte.
-fn apply_mask(bytes: &mut [u8], key: [u8; 4]) {
+/// Copies `payload` after `out`'s end block by block, checks each block's
+/// copy as UTF-8 (a character cut by a block's end is checked with the next
+/// block), and masks what has been checked.
+fn copy_checked(out: &mut Vec<u8>, payload: &[u8], key: Option<[u8; 4]>) -> Result<(), NotUtf8> {
+    let base = out.len();
+    let mut checked = 0; // payload bytes checked (and masked)
+    let blocks = payload.chunks(BLOCK);
+    let last = blocks.len().saturating_sub(1);
+    for (i, block) in blocks.enumerate() {
+        crate::scratch::append(out, block);
+        let fresh = &out[base + checked..];
+        let good = match simdutf8::compat::from_utf8(fresh) {
+            Ok(_) => fresh.len(),
+            Err(e) if e.error_len().is_none() && i < last => e.valid_up_to(),
+            Err(_) => return Err(NotUtf8),
+        };
+        if let Some(key) = key {
+            apply_mask(&mut out[base + checked..base + checked + good], key, checked);
+        }
+        checked += good;
+    }
+    Ok(())
+}
+
+/// XORs `bytes` with the key, the first of them being byte `offset` of the
+/// payload.
+fn apply_mask(bytes: &mut [u8], key: [u8; 4], offset: usize) {
+    let key: [u8; 4] = std::array::from_fn(|i| key[(offset + i) % 4]);
     let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let mut chunks = bytes.chunks_exact_mut(8);
     for chunk in &mut chunks {
@@ -200,7 +280,7 @@ mod tests {
         let mut payload = bytes[start..].to_vec();
         assert_eq!(payload.len() as u64, len);
         if let Some(key) = header.mask {
-            apply_mask(&mut payload, key);
+            apply_mask(&mut payload, key, 0);
         }
         (header, payload)
     }
@@ -210,7 +290,7 @@ mod tests {
         fn frames_parse_back(payload in proptest::collection::vec(any::<u8>(), 0..70_000), mask: bool, text: bool) {
             let mut out = Vec::new();
             let key = mask.then_some([1, 2, 3, 250]);
-            frame_into(&mut out, if text { 1 } else { 2 }, &payload, key);
+            frame_into(&mut out, if text { TEXT } else { BINARY }, &payload, key, false).unwrap();
             let (header, back) = parse(&out);
             prop_assert!(header.is_final);
             prop_assert_eq!(header.mask, key);
@@ -218,11 +298,42 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Text of many blocks, with characters of every width cut by the
+        /// block boundaries: valid text frames as it is, and one bad byte
+        /// anywhere is refused, leaving nothing behind.
+        #[test]
+        fn checked_text_across_blocks(
+            chars in proptest::collection::vec(any::<char>(), 0..60_000),
+            bad in any::<proptest::sample::Index>(),
+            mask: bool,
+        ) {
+            let text: String = chars.into_iter().collect();
+            let key = mask.then_some([0xA5, 0x5A, 0xFF, 0x01]);
+            let mut out = vec![9];
+            frame_into(&mut out, TEXT, text.as_bytes(), key, true).unwrap();
+            let (_, back) = parse(&out[1..]);
+            prop_assert_eq!(&back[..], text.as_bytes());
+            if !text.is_empty() {
+                let mut broken = text.into_bytes();
+                let at = bad.index(broken.len());
+                broken[at] = 0xFF; // never valid in UTF-8
+                let mut out = vec![9];
+                prop_assert!(frame_into(&mut out, TEXT, &broken, key, true).is_err());
+                let outbox = Outbox::new(mask);
+                prop_assert!(outbox.push_bytes(TEXT, &broken, true).is_err());
+                prop_assert!(outbox.is_empty());
+                prop_assert!(outbox.inner.lock().batch.bytes.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn length_encodings_at_their_edges() {
         for len in [0, 125, 126, 0xFFFF, 0x1_0000] {
             let mut out = Vec::new();
-            frame_into(&mut out, 2, &vec![7; len], Some([9, 8, 7, 6]));
+            frame_into(&mut out, BINARY, &vec![7; len], Some([9, 8, 7, 6]), false).unwrap();
             let (_, back) = parse(&out);
             assert_eq!(back.len(), len);
             assert!(back.iter().all(|&b| b == 7));

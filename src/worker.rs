@@ -668,7 +668,8 @@ impl Session {
         w.gate.take();
         w.deliver(Event::Message(message))?;
         // Send what the callback queued before reading on (ping-pong latency).
-        if w.conn.shared().activity() == self.seen_activity {
+        let shared = w.conn.shared();
+        if shared.activity() == self.seen_activity && !shared.outbox.hinted() {
             return Ok(());
         }
         self.control(w);

@@ -32,11 +32,21 @@ pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// # Safety
 /// `p` is NULL or points to a NUL-terminated string valid for the call.
 pub(crate) unsafe fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
+    // SAFETY: forwarded contract.
+    utf8(unsafe { nul_terminated(p, what) }?, what)
+}
+
+/// The bytes of a required NUL-terminated argument, not yet checked as
+/// UTF-8 (for text that is checked on its copy).
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn nul_terminated<'a>(p: *const c_char, what: &str) -> Result<&'a [u8], Error> {
     if p.is_null() {
         return Err(Error::InvalidArgument(format!("{what} is NULL")));
     }
     // SAFETY: non-NULL and NUL-terminated per the caller's contract.
-    utf8(unsafe { CStr::from_ptr(p) }.to_bytes(), what)
+    Ok(unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
 /// `b` as UTF-8, checked with SIMD: outgoing text must be valid (RFC 6455
@@ -44,16 +54,6 @@ pub(crate) unsafe fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, E
 /// message costs (IXWebSocket spends ~70 % of it there).
 pub(crate) fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str, Error> {
     simdutf8::basic::from_utf8(b).map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
-}
-
-/// `b` copied into a `String` (a message is queued, so it is copied anyway),
-/// checked on the copy: one pass over the caller's memory instead of two,
-/// the check reading what the copy just brought into the cache.
-pub(crate) fn owned_utf8(b: &[u8], what: &str) -> Result<String, Error> {
-    let copy = crate::scratch::copy(b);
-    utf8(&copy, what)?;
-    // SAFETY: `copy` was just checked to be UTF-8.
-    Ok(unsafe { String::from_utf8_unchecked(copy) })
 }
 
 /// An optional NUL-terminated UTF-8 argument (NULL is `None`).

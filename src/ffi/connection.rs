@@ -1,6 +1,6 @@
 //! `wsc_connect` and the calls on a connection id.
 
-use super::boundary::{bytes, call, connection, optional_text, out, owned_utf8, text as c_text};
+use super::boundary::{bytes, call, connection, nul_terminated, optional_text, out, text as c_text};
 use super::observe::{with_error, wsc_on_pong_fn};
 use super::options::{on_reconnecting_of, or_default, wsc_on_reconnecting_fn, wsc_options};
 use super::status::{wsc_state, wsc_status};
@@ -148,8 +148,8 @@ pub unsafe extern "C" fn wsc_connect(
 pub unsafe extern "C" fn wsc_send(id: wsc_id, text: *const c_char) -> wsc_status {
     call(|| {
         // SAFETY: NUL-terminated string per the header's contract.
-        let t = unsafe { c_text(text, "text")? };
-        connection(id)?.send(t.to_owned())
+        let t = unsafe { nul_terminated(text, "text")? };
+        connection(id)?.send_borrowed(true, t, "text")
     })
 }
 
@@ -160,7 +160,7 @@ pub unsafe extern "C" fn wsc_send_text(id: wsc_id, text: *const c_char, len: usi
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(text.cast(), len, "text")? };
-        connection(id)?.send(owned_utf8(b, "text")?)
+        connection(id)?.send_borrowed(true, b, "text")
     })
 }
 
@@ -171,7 +171,7 @@ pub unsafe extern "C" fn wsc_send_binary(id: wsc_id, data: *const u8, len: usize
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(data, len, "data")? };
-        connection(id)?.send_binary(scratch::copy(b))
+        connection(id)?.send_borrowed(false, b, "data")
     })
 }
 
