@@ -121,7 +121,10 @@ impl Writer<'_> {
         }
         let batch = self.outbox.take(std::mem::take(&mut wire.spare));
         if batch.is_empty() {
-            return true; // another caller wrote ours
+            // The worker wrote ours before it slept: the next caller may still flush.
+            wire.spare = batch.bytes;
+            wire.flush_lent = true;
+            return true;
         }
         wire.ws.get_ref().foreign_thread();
         wire.spare = wire.ws.get_mut().append(batch.bytes);
