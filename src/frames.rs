@@ -124,19 +124,8 @@ mod tests {
 
     /// A server frame (unmasked unless `mask`), as tungstenite would read it.
     fn frame(b0: u8, len: usize, mask: bool) -> Vec<u8> {
-        let m = if mask { 0x80 } else { 0 };
-        let mut out = vec![b0];
-        match len {
-            0..=125 => out.push(m | len as u8),
-            126..=0xFFFF => {
-                out.push(m | 126);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                out.push(m | 127);
-                out.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
+        let mut out = Vec::new();
+        crate::outbox::push_header(&mut out, b0, len, mask);
         if mask {
             out.extend_from_slice(&[1, 2, 3, 4]);
         }

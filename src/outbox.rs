@@ -194,21 +194,8 @@ fn frame_into(
     key: Option<[u8; 4]>,
     check_utf8: bool,
 ) -> Result<(), NotUtf8> {
-    let len = payload.len();
-    let mask_bit = if key.is_some() { 0x80 } else { 0 };
-    out.reserve(14 + len);
-    out.push(0x80 | opcode);
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
-        126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
+    out.reserve(14 + payload.len());
+    push_header(out, 0x80 | opcode, payload.len(), key.is_some());
     if let Some(key) = key {
         out.extend_from_slice(&key);
     }
@@ -225,6 +212,24 @@ fn frame_into(
         }
     }
     Ok(())
+}
+
+/// Appends a frame header: the first byte `b0` (FIN, RSV, opcode), then the
+/// mask bit and the payload length in its 7-, 16- or 64-bit form.
+pub(crate) fn push_header(out: &mut Vec<u8>, b0: u8, len: usize, masked: bool) {
+    let mask_bit = if masked { 0x80 } else { 0 };
+    out.push(b0);
+    match len {
+        0..=125 => out.push(mask_bit | len as u8),
+        126..=0xFFFF => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
 }
 
 /// Copies `payload` after `out`'s end block by block, checks each block's
