@@ -16,7 +16,7 @@
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::gate::{Outstanding, Pending};
-use crate::outbox::{Outbox, BINARY, TEXT};
+use crate::outbox::{Outbox, Payload};
 use crate::response::HandshakeResponse;
 use crate::stats::{ConnectionStats, Stats};
 use crate::waker::{deadline_in, Waker};
@@ -389,25 +389,22 @@ impl Connection {
     /// waiting to be written past `max_buffered_bytes` (nothing is queued);
     /// [`Error::UnknownId`] once the connection has finished.
     pub fn send_message(&self, message: Message) -> Result<(), Error> {
-        self.enqueue(message.len(), |outbox| {
-            outbox.push(&message);
-            Ok(())
-        })
+        self.send_borrowed(Payload::from(&message), "message")
     }
 
-    /// Queues a message framed straight from `payload` (the C ABI's sends:
-    /// the copy into the outbox is the only one). Text is checked as UTF-8
-    /// on that copy.
+    /// Queues a message framed straight from `payload` (for the C ABI's
+    /// sends the copy into the outbox is the only one).
     ///
     /// # Errors
     /// As [`Connection::send_message`], and [`Error::InvalidArgument`] for
-    /// text that is not UTF-8 (`what` names it).
-    pub(crate) fn send_borrowed(&self, text: bool, payload: &[u8], what: &str) -> Result<(), Error> {
-        self.enqueue(payload.len(), |outbox| match text {
-            true => outbox
-                .push_bytes(TEXT, payload, true)
-                .map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8"))),
-            false => outbox.push_bytes(BINARY, payload, false).map_err(|_| unreachable!("unchecked")),
+    /// unchecked text that is not UTF-8 (`what` names it).
+    pub(crate) fn send_borrowed(&self, payload: Payload<'_>, what: &str) -> Result<(), Error> {
+        let len = match &payload {
+            Payload::Text(t) => t.len(),
+            Payload::UncheckedText(b) | Payload::Binary(b) => b.len(),
+        };
+        self.enqueue(len, |outbox| {
+            outbox.push(payload).map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
         })
     }
 

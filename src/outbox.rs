@@ -85,8 +85,26 @@ const BLOCK: usize = 64 << 10;
 const KEPT: usize = 2 << 20;
 
 /// Opcodes of a text and a binary frame.
-pub(crate) const TEXT: u8 = 0x1;
-pub(crate) const BINARY: u8 = 0x2;
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+
+/// What a message carries, borrowed from the sender.
+pub(crate) enum Payload<'a> {
+    /// Text known to be UTF-8 (a Rust string).
+    Text(&'a str),
+    /// Bytes meant as text, not checked yet (from C).
+    UncheckedText(&'a [u8]),
+    Binary(&'a [u8]),
+}
+
+impl<'a> From<&'a Message> for Payload<'a> {
+    fn from(m: &'a Message) -> Payload<'a> {
+        match m {
+            Message::Text(t) => Payload::Text(t.as_str()),
+            Message::Binary(b) => Payload::Binary(b),
+        }
+    }
+}
 
 /// A text payload that is not UTF-8.
 #[derive(Debug)]
@@ -101,33 +119,31 @@ impl Outbox {
         }
     }
 
-    /// Frames `message` (one final frame) after what is already here.
-    pub(crate) fn push(&self, message: &Message) {
-        let (opcode, payload) = match message {
-            Message::Text(t) => (TEXT, t.as_bytes()),
-            Message::Binary(b) => (BINARY, &b[..]),
+    /// Frames `payload` (one final frame) after what is already here,
+    /// copying it from the caller's memory: the only copy. Unchecked text
+    /// (from C) is checked on that copy, so what goes out is what was checked
+    /// even if the caller's memory changes meanwhile.
+    ///
+    /// # Errors
+    /// [`NotUtf8`] for unchecked text that is not UTF-8: nothing is queued.
+    pub(crate) fn push(&self, payload: Payload<'_>) -> Result<(), NotUtf8> {
+        let (opcode, bytes, check) = match payload {
+            Payload::Text(t) => (TEXT, t.as_bytes(), false),
+            Payload::UncheckedText(b) => (TEXT, b, true),
+            Payload::Binary(b) => (BINARY, b, false),
         };
-        let pushed = self.push_bytes(opcode, payload, false);
-        debug_assert!(pushed.is_ok(), "only a checked push can fail");
-    }
-
-    /// Frames `payload` straight from the caller's memory: the copy into the
-    /// outbox is the only one. With `check_utf8` (text from C) the copy is
-    /// what is checked, so what goes out is what was checked even if the
-    /// caller's memory changes meanwhile; invalid UTF-8 leaves nothing here.
-    pub(crate) fn push_bytes(&self, opcode: u8, payload: &[u8], check_utf8: bool) -> Result<(), NotUtf8> {
         let mut inner = self.inner.lock();
         let key = inner.keys.as_mut().map(|keys| keys.next_u32().to_ne_bytes());
         let batch = &mut inner.batch;
         let start = batch.bytes.len();
-        let framed = frame_into(&mut batch.bytes, opcode, payload, key, check_utf8);
+        let framed = frame_into(&mut batch.bytes, opcode, bytes, key, check);
         if framed.is_err() {
             batch.bytes.truncate(start);
             return framed;
         }
         batch.messages += 1;
-        batch.payload += payload.len();
-        batch.large |= payload.len() > LARGE;
+        batch.payload += bytes.len();
+        batch.large |= bytes.len() > LARGE;
         self.hint.store(true, Relaxed);
         Ok(())
     }
@@ -327,7 +343,7 @@ mod tests {
                 let mut out = vec![9];
                 prop_assert!(frame_into(&mut out, TEXT, &broken, key, true).is_err());
                 let outbox = Outbox::new(mask);
-                prop_assert!(outbox.push_bytes(TEXT, &broken, true).is_err());
+                prop_assert!(outbox.push(Payload::UncheckedText(&broken)).is_err());
                 prop_assert!(outbox.is_empty());
                 prop_assert!(outbox.inner.lock().batch.bytes.is_empty());
             }
@@ -348,8 +364,8 @@ mod tests {
     #[test]
     fn take_swaps_in_the_spare_and_counts() {
         let outbox = Outbox::new(true);
-        outbox.push(&Message::Binary(vec![0; 10].into()));
-        outbox.push(&Message::Text("hi".into()));
+        outbox.push(Payload::Binary(&[0; 10])).unwrap();
+        outbox.push(Payload::Text("hi")).unwrap();
         assert!(!outbox.is_empty());
         let batch = outbox.take(Vec::with_capacity(100));
         assert_eq!((batch.messages, batch.payload, batch.large), (2, 12, false));

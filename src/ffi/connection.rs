@@ -9,6 +9,7 @@ use crate::connection::{Connection, Sink};
 use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::lifecycle::start;
+use crate::outbox::Payload;
 use crate::scratch;
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
@@ -149,7 +150,7 @@ pub unsafe extern "C" fn wsc_send(id: wsc_id, text: *const c_char) -> wsc_status
     call(|| {
         // SAFETY: NUL-terminated string per the header's contract.
         let t = unsafe { nul_terminated(text, "text")? };
-        connection(id)?.send_borrowed(true, t, "text")
+        connection(id)?.send_borrowed(Payload::UncheckedText(t), "text")
     })
 }
 
@@ -160,7 +161,7 @@ pub unsafe extern "C" fn wsc_send_text(id: wsc_id, text: *const c_char, len: usi
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(text.cast(), len, "text")? };
-        connection(id)?.send_borrowed(true, b, "text")
+        connection(id)?.send_borrowed(Payload::UncheckedText(b), "text")
     })
 }
 
@@ -171,7 +172,7 @@ pub unsafe extern "C" fn wsc_send_binary(id: wsc_id, data: *const u8, len: usize
     call(|| {
         // SAFETY: `len` readable bytes per the header's contract.
         let b = unsafe { bytes(data, len, "data")? };
-        connection(id)?.send_borrowed(false, b, "data")
+        connection(id)?.send_borrowed(Payload::Binary(b), "data")
     })
 }
 
