@@ -495,7 +495,7 @@ fn c_text_cut_by_the_64k_blocks() {
 /// How long an echo may take before it counts as a missed wake-up: a lost
 /// wake-up is rescued at best by the next timer (the rebuild after 1 s
 /// idle), at worst never; a loopback echo takes well under a millisecond.
-const SLOW: Duration = Duration::from_millis(500);
+const SLOW: Duration = Duration::from_millis(800);
 
 /// One thread sends, waits for the echo, waits a pseudo-random few
 /// microseconds and sends again, thousands of times: each send lands somewhere on the
