@@ -103,6 +103,11 @@ impl Frames {
         self.count
     }
 
+    /// Payload bytes of the current frame not read yet.
+    pub(crate) fn payload_left(&self) -> u64 {
+        self.payload_left
+    }
+
     /// A tracker for a server, whose HTTP request head was read before the
     /// stream was built: it starts at the frames.
     pub(crate) fn after_head() -> Frames {

@@ -788,6 +788,60 @@ fn text_binary_and_fragmented_messages_arrive_whole() {
     assert_eq!(last, Event::Close { code: 1000, reason: "done".into() });
 }
 
+/// Frames larger than 64 KiB are read through an aligned landing buffer
+/// (see `src/stream.rs`): written by the peer in pieces of every size, with
+/// a fragmented one and control frames in between, they arrive byte for
+/// byte whatever the read buffer (smaller and larger than the landing).
+#[test]
+fn large_frames_arrive_intact_in_any_pieces_whatever_the_read_buffer() {
+    const SIZES: [usize; 6] = [65_535, 65_536, 65_537, 200_003, 300_001, 1 << 20];
+    fn payload(len: usize, k: usize) -> Vec<u8> {
+        (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 9) ^ (k * 77)) as u8).collect()
+    }
+    let server = raw_ws_server(|mut s| {
+        use std::io::Write;
+        let mut out = Vec::new();
+        for (k, &len) in SIZES.iter().enumerate() {
+            out.extend(frame(FIN | BINARY, &payload(len, k)));
+            out.extend(frame(FIN | PING, b"between"));
+        }
+        let big = payload(150_000, 9);
+        out.extend(frame(BINARY, &big[..70_001]));
+        out.extend(frame(FIN, &big[70_001..]));
+        let mut cut = 1;
+        for piece in std::iter::from_fn(|| {
+            if out.is_empty() {
+                return None;
+            }
+            cut = (cut * 7919 + 13) % 70_000 + 1;
+            Some(out.drain(..cut.min(out.len())).collect::<Vec<u8>>())
+        }) {
+            if s.write_all(&piece).is_err() {
+                return;
+            }
+        }
+        let _ = read_close_code(&mut s);
+        let _ = s.write_all(&close_frame(1000, ""));
+    });
+    for read_buffer in [1 << 10, 8 << 10, 16 << 10, 64 << 10, 1 << 20] {
+        let o = opts(|o| {
+            o.read_buffer_size(read_buffer).unwrap();
+        });
+        let (conn, rx) = open_channel(&server.url(), o);
+        expect_open(&rx);
+        let wanted = SIZES.iter().enumerate().map(|(k, &len)| payload(len, k)).chain([payload(150_000, 9)]);
+        for (k, want) in wanted.enumerate() {
+            match next_event(&rx, "a large frame") {
+                Event::Message(Message::Binary(b)) => {
+                    assert!(b[..] == want[..], "read buffer {read_buffer}: message {k} ({} bytes) differs", want.len())
+                }
+                other => panic!("read buffer {read_buffer}: {other:?}"),
+            }
+        }
+        close_cleanly(&conn, &rx);
+    }
+}
+
 // ------------------------------------------------------ 10. panics caught
 
 #[test]
