@@ -71,6 +71,13 @@ pub(crate) fn append(buf: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Copies `from` over `to` (of the same length) in pieces, as [`append`] does.
+pub(crate) fn copy(to: &mut [u8], from: &[u8]) {
+    for (to, from) in to.chunks_mut(PIECE).zip(from.chunks(PIECE)) {
+        to.copy_from_slice(from);
+    }
+}
+
 /// Gives the calling thread's buffer back to the allocator.
 pub(crate) fn release() {
     let _ = BUFFER.try_with(|cell| {

@@ -45,7 +45,6 @@
 //! them.
 
 use crate::frames::Frames;
-use crate::scratch::PIECE;
 use crate::stats::{add, Stats};
 use crate::waker::Interest;
 use std::io::{self, Read, Write};
@@ -219,9 +218,7 @@ impl Tcp {
         let at = self.landing.as_ptr().align_offset(ALIGN);
         let landed = &mut self.landing[at..at + want];
         let n = self.inner.read(landed)?;
-        for (to, from) in buf[..n].chunks_mut(PIECE).zip(landed[..n].chunks(PIECE)) {
-            to.copy_from_slice(from); // in pieces: see `scratch::append`
-        }
+        crate::scratch::copy(&mut buf[..n], &landed[..n]);
         Ok(n)
     }
 

@@ -62,16 +62,31 @@ pub(crate) struct Wire {
     pub(crate) flush_lent: bool,
     /// A caller's write failed; the worker ends the connection with it.
     pub(crate) failed: Option<tungstenite::Error>,
-    /// A caller wrote a message larger than [`LARGE`].
+    /// A message larger than [`LARGE`] went into the stream (the worker
+    /// then plans to give buffers back after a pause).
     pub(crate) large: bool,
-    /// tungstenite holds no buffers (an idle worker sleeps); writers do not
-    /// need them, the worker rebuilds them when it wakes.
-    pub(crate) lean: bool,
     /// The buffer the last batch was written from, emptied, for the next.
     pub(crate) spare: Vec<u8>,
 }
 
 impl Wire {
+    /// Moves what the outbox holds into the stream, behind what waits
+    /// there, counting it as in flight and sent. False if it held nothing.
+    pub(crate) fn take_outbox(&mut self, outbox: &Outbox, stats: &Stats) -> bool {
+        let batch = outbox.take(std::mem::take(&mut self.spare));
+        if batch.is_empty() {
+            self.spare = batch.bytes;
+            return false;
+        }
+        self.spare = self.ws.get_mut().append(batch.bytes);
+        self.large |= batch.large;
+        self.in_flight += batch.payload;
+        self.needs_flush = true;
+        add(&stats.messages_sent, batch.messages);
+        add(&stats.bytes_sent, batch.payload as u64);
+        true
+    }
+
     pub(crate) fn new(ws: WebSocket<Stream>) -> Wire {
         Wire {
             ws,
@@ -82,7 +97,6 @@ impl Wire {
             flush_lent: false,
             failed: None,
             large: false,
-            lean: false,
             spare: Vec::new(),
         }
     }
@@ -119,27 +133,20 @@ impl Writer<'_> {
         if !wire.accepting || wire.write_blocked || !std::mem::take(&mut wire.flush_lent) {
             return false;
         }
-        let batch = self.outbox.take(std::mem::take(&mut wire.spare));
-        if batch.is_empty() {
+        if !wire.take_outbox(self.outbox, self.stats) {
             // The worker wrote ours before it slept: the next caller may still flush.
-            wire.spare = batch.bytes;
             wire.flush_lent = true;
             return true;
         }
         wire.ws.get_ref().foreign_thread();
-        wire.spare = wire.ws.get_mut().append(batch.bytes);
-        wire.large |= batch.large;
-        wire.in_flight += batch.payload;
-        add(&self.stats.messages_sent, batch.messages);
-        add(&self.stats.bytes_sent, batch.payload as u64);
         match wire.ws.get_mut().flush() {
             Ok(()) => {
                 (self.unbuffer)(std::mem::take(&mut wire.in_flight));
+                wire.needs_flush = false;
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 wire.write_blocked = true;
-                wire.needs_flush = true;
                 false
             }
             Err(e) => {

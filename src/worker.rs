@@ -319,6 +319,9 @@ struct Session {
     ping_queue: Vec<Bytes>,
     /// The first sleep since the upgrade has happened (see `sleep`).
     slept_since_open: bool,
+    /// tungstenite holds no buffers (an idle worker sleeps); senders write
+    /// through the stream underneath and do not need them.
+    lean: bool,
 }
 
 impl Session {
@@ -350,6 +353,7 @@ impl Session {
             pings: VecDeque::new(),
             ping_queue: Vec::new(),
             slept_since_open: false,
+            lean: false,
         }
     }
 
@@ -408,14 +412,14 @@ impl Session {
         self.wire().spare = Vec::new();
         w.conn.shared().outbox.release();
         crate::scratch::release();
-        self.wire().lean = true;
+        self.lean = true;
         self.lean_at = None;
     }
 
     /// Awake again: tungstenite gets its buffers back before any use, and
     /// gives them back if the connection stays idle.
     fn wake_lean(&mut self, w: &Worker) {
-        if std::mem::take(&mut self.wire().lean) {
+        if std::mem::take(&mut self.lean) {
             self.rebuild(self.read_buffer);
             self.arm(w);
         }
@@ -548,24 +552,13 @@ impl Session {
     /// there (or drops them if tungstenite may no longer write).
     fn take_outbox(&mut self, w: &Worker) {
         let shared = w.conn.shared();
-        let batch = shared.outbox.take(std::mem::take(&mut self.wire().spare));
-        if batch.is_empty() {
-            self.wire().spare = batch.bytes;
+        if !self.wire().ws.can_write() {
+            shared.unbuffer(shared.outbox.clear());
             return;
         }
-        if batch.large {
+        if self.wire().take_outbox(&shared.outbox, &shared.stats) && std::mem::take(&mut self.wire().large) {
             self.arm(w);
         }
-        if !self.wire().ws.can_write() {
-            shared.unbuffer(batch.payload);
-            return;
-        }
-        let wire = self.wire();
-        wire.spare = wire.ws.get_mut().append(batch.bytes);
-        wire.in_flight += batch.payload;
-        wire.needs_flush = true;
-        add(&shared.stats.messages_sent, batch.messages);
-        add(&shared.stats.bytes_sent, batch.payload as u64);
     }
 
     fn flush(&mut self, w: &mut Worker) -> Result<(), Terminal> {
