@@ -43,11 +43,8 @@ use std::time::{Duration, Instant};
 use wsc::ffi::{self, wsc_status};
 use wsc::{Connection, Error, Event, Message, Options, Reconnect};
 
-/// Rounds of the racing tests, times `OUTBOX_RACES_ROUNDS`.
-fn rounds(base: usize) -> usize {
-    let scale = std::env::var("OUTBOX_RACES_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize);
-    base * scale.max(1)
-}
+/// Scales the racing tests' rounds (see the module docs).
+const ROUNDS: &str = "OUTBOX_RACES_ROUNDS";
 
 // ------------------------------------------------------------- frames
 
@@ -231,14 +228,6 @@ fn tls_recording_peer() -> (TcpServer, Receiver<Recorded>) {
 
 // ------------------------------------------------------------ messages
 
-/// splitmix64.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Lengths that sit on the frame header's edges.
 const EDGES: [usize; 9] = [14, 125, 126, 127, 1000, 0xFFFF, 0x1_0000, 0x1_0001, 4000];
 
@@ -285,14 +274,6 @@ fn numbers(frames: &[&Frame], senders: usize, max: usize, what: &str) -> Vec<Vec
         out[t as usize].push(k);
     }
     out
-}
-
-/// The next event that is not a pong.
-fn next_message(rx: &Receiver<Event>, what: &str) -> Message {
-    match next_event(rx, what) {
-        Event::Message(m) => m,
-        other => panic!("{what}: {other:?}"),
-    }
 }
 
 /// Busy-waits a pseudo-random few microseconds: shifts where a send lands
@@ -509,11 +490,11 @@ fn a_send_racing_the_worker_going_to_sleep_is_never_stranded() {
     let (conn, rx) = open_channel(&server.url(), Options::new());
     expect_open(&rx);
     let mut slow = Vec::new();
-    for k in 0..rounds(4000) as u32 {
+    for k in 0..rounds(ROUNDS, 4000) as u32 {
         let m = numbered(0, k, 2000);
         let at = Instant::now();
         conn.send_message(m.clone()).unwrap();
-        let back = next_message(&rx, "echo");
+        let back = expect_message(&rx, "echo");
         let took = at.elapsed();
         assert!(back == m, "echo {k} is not message {k}");
         if took > SLOW {
@@ -537,7 +518,7 @@ fn two_sends_racing_for_the_lent_flush_both_arrive_at_once() {
     let server = echo_server();
     let (conn, rx) = open_channel(&server.url(), Options::new());
     expect_open(&rx);
-    let n = rounds(1500) as u32;
+    let n = rounds(ROUNDS, 1500) as u32;
     let go = Arc::new(Barrier::new(3));
     let done = Arc::new(Barrier::new(3));
     let senders: Vec<_> = (0..2u32)
@@ -571,7 +552,7 @@ fn two_sends_racing_for_the_lent_flush_both_arrive_at_once() {
         go.wait();
         let at = Instant::now();
         for _ in 0..2 {
-            let m = next_message(&rx, "echo");
+            let m = expect_message(&rx, "echo");
             let (t, got) = number_of(m.as_bytes());
             assert_eq!(got, next[t as usize], "sender {t}'s messages out of order");
             assert!(m == numbered(t, got, 3000), "sender {t}'s message {got} is not intact");
@@ -670,7 +651,7 @@ fn a_blocked_socket_then_a_reading_peer_returns_the_count_to_zero() {
 /// through small buffers (refused TLS writes retried with the same bytes).
 #[test]
 fn close_right_after_sends_writes_them_all_first_ws_and_wss() {
-    for round in 0..rounds(3) {
+    for round in 0..rounds(ROUNDS, 3) {
         for tls in [false, true] {
             let (server, seen, url, o) = if tls {
                 let (s, seen) = tls_recording_peer();

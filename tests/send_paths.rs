@@ -43,21 +43,10 @@ fn exclusive_turn() -> RwLockWriteGuard<'static, ()> {
     TURNS.write().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Rounds of the racing tests, times `SEND_PATHS_ROUNDS`.
-fn rounds(base: u64) -> u64 {
-    let scale = std::env::var("SEND_PATHS_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1u64);
-    base * scale.max(1)
-}
+/// Scales the racing tests' rounds (see the module docs).
+const ROUNDS: &str = "SEND_PATHS_ROUNDS";
 
 // ----------------------------------------------------------- messages
-
-/// splitmix64: every size, kind and byte below derives from it.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Length of the header `ttt.kkkkkkkkk.` that names a message's sender and number.
 const HEAD: usize = 14;
@@ -152,14 +141,6 @@ fn send_all(conn: &Connection, t: u32, count: u32, max: usize) {
         if let Err(e) = conn.send_message(message(t, k, max)) {
             panic!("sender {t}, message {k}: {e:?}");
         }
-    }
-}
-
-/// The next event, which must be a message.
-fn expect_message(rx: &Receiver<Event>, what: &str) -> Message {
-    match next_event(rx, what) {
-        Event::Message(m) => m,
-        other => panic!("{what}: expected a message, got {other:?}"),
     }
 }
 
@@ -619,7 +600,7 @@ fn close_racing_sends_lets_no_later_send_through() {
     let _turn = shared_turn();
     const THREADS: u32 = 4;
     let (server, seen) = closing_peer();
-    for round in 0..rounds(300) {
+    for round in 0..rounds(ROUNDS, 300) {
         let o = opts(|o| {
             if round % 2 == 1 {
                 o.close_timeout(Duration::MAX);
@@ -723,7 +704,7 @@ fn the_peer_closing_or_resetting_while_threads_send() {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
-    for round in 0..rounds(120) {
+    for round in 0..rounds(ROUNDS, 120) {
         let how = if round % 2 == 0 { "close" } else { "reset" };
         let after = mix(round) % 300;
         let url = format!("{}{how}/{after}", server.url());
@@ -1064,7 +1045,7 @@ fn shutdown_while_threads_send() {
     let _turn = exclusive_turn();
     const CONNS: usize = 3;
     const THREADS: u32 = 3;
-    for round in 0..rounds(20) {
+    for round in 0..rounds(ROUNDS, 20) {
         wsc::init();
         let (server, seen) = closing_peer();
         let conns: Vec<(Connection, Receiver<Event>)> =

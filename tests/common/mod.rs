@@ -710,3 +710,28 @@ pub fn forwarding_http_proxy(bind: &str) -> (TcpServer, Receiver<String>) {
     });
     (server, rx)
 }
+
+// ------------------------------------------------------------- racing
+
+/// `base` rounds of a racing test, times the number in the environment
+/// variable `var` (for soak runs; default 1).
+pub fn rounds(var: &str, base: u64) -> u64 {
+    let scale = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(1u64);
+    base * scale.max(1)
+}
+
+/// splitmix64: deterministic test data (sizes, kinds, bytes) from a number.
+pub fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The next event, which must be a message.
+pub fn expect_message(rx: &Receiver<Event>, what: &str) -> Message {
+    match next_event(rx, what) {
+        Event::Message(m) => m,
+        other => panic!("{what}: expected a message, got {other:?}"),
+    }
+}
