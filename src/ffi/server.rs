@@ -92,6 +92,16 @@ pub unsafe extern "C" fn wsc_server_set_limits(
     })
 }
 
+/// At most `max` accepted sockets waiting for their request head at once
+/// (default 1024). A socket accepted past it is closed at once, counted and
+/// logged at WARN (at most once a second); each pending socket is also
+/// bounded by the handshake timeout (`wsc_server_set_limits`). A pending
+/// socket costs no thread. WSC_ERR_INVALID_ARGUMENT for 0 or NULL. Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn wsc_server_set_max_pending(server_: *mut wsc_server, max: u32) -> wsc_status {
+    call(|| server(server_)?.set_max_pending(max))
+}
+
 /// Accepts browsers from `origin` (copied; e.g. "http://127.0.0.1:8080").
 /// With none added any Origin is accepted; with some, an upgrade whose
 /// Origin header is not among them gets 403 (one without an Origin header,

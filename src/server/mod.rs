@@ -36,6 +36,9 @@ use tungstenite::handshake::server::Request;
 /// The path prefix endpoints are served under.
 pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
 
+/// Sockets waiting for their request head at once, by default.
+pub const DEFAULT_MAX_PENDING: u32 = 1024;
+
 /// The page served at `/` and `/index.html`.
 const PAGE: &str = include_str!("page.html");
 
@@ -47,6 +50,8 @@ pub(crate) struct ServerShared {
     max_connections: AtomicUsize,
     max_message_size: AtomicUsize,
     handshake_timeout_ms: AtomicU64,
+    /// Sockets accepted and not yet answered (see `set_max_pending`).
+    max_pending: AtomicUsize,
     pub(crate) stop: StopSignal,
     /// Accepted connections not finished yet (handshaking or registered).
     pub(crate) live: AtomicUsize,
@@ -60,6 +65,10 @@ pub(crate) struct ServerShared {
 impl ServerShared {
     pub(crate) fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn max_pending(&self) -> usize {
+        self.max_pending.load(Ordering::Relaxed)
     }
 
     pub(crate) fn max_message_size(&self) -> usize {
@@ -200,6 +209,7 @@ impl ServerBuilder {
             max_connections: AtomicUsize::new(1000),
             max_message_size: AtomicUsize::new(64 << 20),
             handshake_timeout_ms: AtomicU64::new(10_000),
+            max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING),
             stop,
             live: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
@@ -264,6 +274,21 @@ impl Server {
         self.shared.max_connections.store(max_connections as usize, Ordering::Relaxed);
         self.shared.max_message_size.store(max_message_size, Ordering::Relaxed);
         self.shared.handshake_timeout_ms.store(ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// At most `max` accepted sockets waiting for (or sending) their request
+    /// head at once (default [`DEFAULT_MAX_PENDING`]); a socket accepted past
+    /// it is closed at once, counted, and logged at WARN at most once a
+    /// second. Each pending socket is also bounded by the handshake timeout.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_max_pending(&self, max: u32) -> Result<(), Error> {
+        if max == 0 {
+            return Err(Error::InvalidArgument("the pending-handshake limit must not be 0".into()));
+        }
+        self.shared.max_pending.store(max as usize, Ordering::Relaxed);
         Ok(())
     }
 
