@@ -307,7 +307,7 @@ fn tls_failure(openssl: &str) -> &'static str {
     CAUSES.iter().find(|(needle, _)| openssl.contains(needle)).map_or("TLS negotiation failed", |(_, why)| why)
 }
 
-fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
+pub(crate) fn upgrade_error(e: tungstenite::Error) -> ConnectionError {
     use tungstenite::Error as E;
     match e {
         E::Http(response) => {

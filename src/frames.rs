@@ -13,9 +13,9 @@
 /// Follows frame boundaries in the bytes read from the server.
 #[derive(Debug, Default)]
 pub(crate) struct Frames {
-    /// How much of the "\r\n\r\n" ending the HTTP response head has been
-    /// seen; 4 once the head is over and frames begin.
-    head: u8,
+    /// Where the HTTP response head stands ([`Head`]); `Head::Done` once it
+    /// is over and frames begin.
+    head: Head,
     /// The header of the frame being read, as far as it has arrived.
     header: [u8; MAX_HEADER],
     header_len: usize,
@@ -56,18 +56,43 @@ impl Header {
         (h.len() >= len).then_some(Header { len, fin: b0 & 0x80 != 0, opcode: b0 & 0x0F, payload })
     }
 }
-const HEAD_END: &[u8; 4] = b"\r\n\r\n";
+
+/// The response head as httparse (under tungstenite) reads it: empty lines
+/// before the status line are skipped, a line ends with `\n` or `\r\n`,
+/// and an empty line ends the head. So `\n\n` ends it as well as
+/// `\r\n\r\n`, and a `\r\n\r\n` before the status line does not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Head {
+    /// Nothing but empty lines yet.
+    #[default]
+    Before,
+    /// Inside a line.
+    Line,
+    /// Just after a line's `\n`.
+    LineEnd,
+    /// After a line's `\n` and a `\r`.
+    LineEndCr,
+    Done,
+}
+
+impl Head {
+    fn next(self, b: u8) -> Head {
+        match (self, b) {
+            (Head::Before, b'\r' | b'\n') => Head::Before,
+            (Head::LineEnd, b'\r') => Head::LineEndCr,
+            (Head::LineEnd | Head::LineEndCr, b'\n') => Head::Done,
+            (_, b'\n') => Head::LineEnd,
+            _ => Head::Line,
+        }
+    }
+}
 
 impl Frames {
     /// Notes bytes just read from the socket, in order.
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            if usize::from(self.head) < HEAD_END.len() {
-                self.head = if bytes[0] == HEAD_END[usize::from(self.head)] {
-                    self.head + 1
-                } else {
-                    u8::from(bytes[0] == b'\r')
-                };
+            if self.head != Head::Done {
+                self.head = self.head.next(bytes[0]);
                 bytes = &bytes[1..];
             } else if self.payload_left > 0 {
                 let n = usize::try_from(self.payload_left).map_or(bytes.len(), |left| left.min(bytes.len()));
@@ -111,14 +136,14 @@ impl Frames {
     /// A tracker for a server, whose HTTP request head was read before the
     /// stream was built: it starts at the frames.
     pub(crate) fn after_head() -> Frames {
-        Frames { head: HEAD_END.len() as u8, ..Frames::default() }
+        Frames { head: Head::Done, ..Frames::default() }
     }
 
     /// True when every byte read so far belongs to whole messages: nothing
     /// of a frame or of a fragmented message is left in tungstenite's hands
     /// once it has processed what it read.
     pub(crate) fn at_message_boundary(&self) -> bool {
-        usize::from(self.head) == HEAD_END.len() && self.header_len == 0 && self.payload_left == 0 && !self.in_message
+        self.head == Head::Done && self.header_len == 0 && self.payload_left == 0 && !self.in_message
     }
 }
 
@@ -158,6 +183,30 @@ mod tests {
         assert!(f.at_message_boundary());
         f.feed(&[0x82]);
         assert!(!f.at_message_boundary(), "mid-header");
+    }
+
+    /// Found by the fuzzer (fuzz/regressions/frames/): tungstenite accepts a
+    /// response head whose lines end in a bare `\n`, and skips empty lines
+    /// before the status line; the tracker waited for `\r\n\r\n` and so
+    /// never saw the head end (or saw it inside a later frame's payload).
+    #[test]
+    fn the_head_ends_where_httparse_ends_it() {
+        let frame = frame(0x81, 2, false);
+        for head in [
+            &b"HTTP/1.1 101 OK\nUpgrade: websocket\n\n"[..],
+            b"HTTP/1.1 101 OK\r\nUpgrade: websocket\n\r\n",
+            b"\r\n\r\n\nHTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            let mut f = Frames::default();
+            f.feed(&head[..head.len() - 1]);
+            assert!(!f.at_message_boundary(), "{head:?}: ended early");
+            f.feed(&head[head.len() - 1..]);
+            assert!(f.at_message_boundary(), "{head:?}: the head did not end");
+            f.feed(&frame[..1]);
+            assert!(!f.at_message_boundary());
+            f.feed(&frame[1..]);
+            assert_eq!((f.count(), f.at_message_boundary()), (1, true), "{head:?}");
+        }
     }
 
     proptest! {

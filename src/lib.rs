@@ -126,6 +126,9 @@ mod wire;
 mod worker;
 
 pub mod ffi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod server;
 
 pub use builder::{connect, Builder};

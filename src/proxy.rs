@@ -255,7 +255,10 @@ pub(crate) fn choose(options: &Options, target: &Target) -> Result<Option<Proxy>
 /// `ws_proxy`, `WS_PROXY`, `http_proxy` (never `HTTP_PROXY`); for `wss://`
 /// `wss_proxy`, `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`; then `all_proxy`,
 /// `ALL_PROXY`. The first one set and not empty wins.
-fn from_env(target: &Target, env: impl Fn(&str) -> Option<String>) -> Result<Option<Proxy>, ConnectionError> {
+pub(crate) fn from_env(
+    target: &Target,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Proxy>, ConnectionError> {
     if let Some(list) = env("no_proxy").or_else(|| env("NO_PROXY")) {
         if no_proxy_matches(&list, &target.host, target.port) {
             return Ok(None);
@@ -278,7 +281,7 @@ fn from_env(target: &Target, env: impl Fn(&str) -> Option<String>) -> Result<Opt
 /// spaces; `*` matches everything; a name matches itself and its
 /// subdomains (a leading dot changes nothing); an IP address or CIDR range
 /// matches IP-literal hosts in it; `entry:port` (`[v6]:port`) only that port.
-fn no_proxy_matches(list: &str, host: &str, port: u16) -> bool {
+pub(crate) fn no_proxy_matches(list: &str, host: &str, port: u16) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let ip = host.parse::<IpAddr>().ok();
     list.split(|c: char| c == ',' || c.is_whitespace()).filter(|e| !e.is_empty()).any(|entry| {
@@ -630,7 +633,7 @@ impl ProxyIo<'_, '_> {
 }
 
 /// The end of an HTTP head (just past `\n\r\n` or `\n\n`), searching from `from`.
-fn head_end(head: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn head_end(head: &[u8], from: usize) -> Option<usize> {
     (from..head.len()).find_map(|i| match &head[i..] {
         [b'\n', b'\n', ..] => Some(i + 2),
         [b'\n', b'\r', b'\n', ..] => Some(i + 3),
