@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets of fuzz/ (AFL++ through cargo-afl, on the stable
 # toolchain) one after another, each for a bounded time, starting from the
-# committed seeds in fuzz/corpus/<target>/. Installs cargo-afl (and the
-# AFL++ it builds from source) when missing.
+# committed seeds in fuzz/corpus/<target>/, after replaying those seeds and
+# every past finding in fuzz/regressions/<target>/. Installs cargo-afl (and
+# the AFL++ it builds from source) when missing.
 #
 #   scripts/fuzz.sh [--seconds N] [--out DIR] [TARGET...]
 #
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
@@ -38,6 +39,23 @@ if ! built=$(cargo afl config --build 2>&1) && ! grep -q "already built" <<<"$bu
 fi
 
 (cd fuzz && cargo afl build --release --quiet)
+
+# Every committed seed and every past finding (fuzz/regressions/<target>/)
+# must pass before fuzzing: a fixed bug stays fixed.
+mkdir -p "$out"
+replayed=0
+for t in "${targets[@]}"; do
+  for f in fuzz/corpus/"$t"/* fuzz/regressions/"$t"/*; do
+    [ -f "$f" ] || continue
+    if ! "fuzz/target/release/$t" <"$f" >/dev/null 2>"$out/replay.log"; then
+      echo "FAIL $t: $f"; grep -m1 -A3 panicked "$out/replay.log" || tail -5 "$out/replay.log"
+      exit 1
+    fi
+    replayed=$((replayed + 1))
+  done
+done
+rm -f "$out/replay.log"
+echo "replayed $replayed seeds and regressions: no failure"
 
 # No CPU-frequency governor or core-dump handler to set on a shared machine;
 # no UI when there is no terminal; no CPU pinning (other jobs share the cores).

@@ -4,7 +4,8 @@
 # C ABI and examples, interop with independent servers and clients, the
 # endpoint server in headless Chromium, load), the C programs under valgrind
 # and ASan, the Autobahn conformance suite (wsc as a client over ws:// and
-# wss://, and as a server), the C API torture run, and the benchmark in
+# wss://, and as a server), the C API torture run, every fuzz target for a
+# bounded time (scripts/fuzz.sh), and the benchmark in
 # quick mode (it must compile and run; its numbers are not judged here).
 #
 # A missing prerequisite fails the run when CI=true; elsewhere the affected
@@ -54,6 +55,9 @@ bash tests/autobahn/run.sh
 
 step "C API torture (and helgrind)"
 bash tests/torture/run.sh
+
+step "fuzzing: replay seeds and past findings, then every target for 20 s (AFL++ through cargo-afl; a crash fails)"
+bash scripts/fuzz.sh --seconds 20
 
 step "benchmark, quick mode (with the C twin and the peer libraries' clients)"
 bash scripts/bench.sh --quick

@@ -385,9 +385,7 @@ pub fn proxy_reply(data: &[u8]) {
             assert!(bytes.ends_with(&after), "bytes after the reply were consumed or altered");
             let reply = &bytes[..bytes.len() - after.len()];
             if kind == 0 {
-                let end = crate::proxy::head_end(bytes, 0);
-                assert_eq!(end, Some(reply.len()), "the tunnel did not start right after the reply head");
-                assert!(reply.starts_with(b"HTTP/1."), "accepted a reply that is not HTTP/1.x");
+                http_reply_heads(reply);
             } else {
                 assert_eq!(reply.first(), Some(&5), "accepted a reply that is not SOCKS5");
             }
@@ -399,6 +397,25 @@ pub fn proxy_reply(data: &[u8]) {
         Err(crate::dial::DialError::Aborted) => unreachable!("never aborted"),
     }
     proxy.done.lock().expect("not poisoned").recv().expect("the proxy thread finishes each answer");
+}
+
+/// An accepted `CONNECT` reply is whole heads, HTTP/1.x, interim (1xx)
+/// ones if any, then one 2xx: the tunnel starts right after its blank line.
+fn http_reply_heads(reply: &[u8]) {
+    let mut at = 0;
+    let mut statuses = Vec::new();
+    while at < reply.len() {
+        let end = crate::proxy::head_end(reply, at).expect("the tunnel starts right after a reply head");
+        let head = &reply[at..end];
+        assert!(head.starts_with(b"HTTP/1."), "accepted a reply that is not HTTP/1.x: {head:?}");
+        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let code = line.split(|&b| b == b' ').nth(1).unwrap_or_default();
+        statuses.push(std::str::from_utf8(code).ok().and_then(|c| c.trim().parse::<u16>().ok()));
+        at = end;
+    }
+    let (last, interim) = statuses.split_last().expect("a reply");
+    assert!(last.is_some_and(|s| (200..300).contains(&s)), "accepted status {last:?}");
+    assert!(interim.iter().all(|s| s.is_some_and(|s| (100..200).contains(&s))), "before it: {interim:?}");
 }
 
 /// The reply-head search as the tunnel runs it over pieces (searching each
