@@ -168,6 +168,50 @@ fn poll_timeout(deadline: Instant) -> i32 {
     i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
 }
 
+impl Waker {
+    /// Worker: blocks until one of `fds` is ready for its interest, the
+    /// eventfd is written, or `deadline` passes; returns each fd's readiness,
+    /// in order. For a dial that waits on several sockets at once (name
+    /// server sockets and racing connection attempts).
+    pub(crate) fn wait_all(&self, fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> Vec<Readiness> {
+        let mut polled: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|&(fd, interest)| libc::pollfd { fd, events: events(interest), revents: 0 })
+            .chain(std::iter::once(libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }))
+            .collect();
+        let timeout = deadline.map_or(-1, poll_timeout);
+        // SAFETY: `polled` is a valid array of pollfd of the given length for the call.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
+        self.sleeping.store(false, Ordering::SeqCst);
+        let (woken, sockets) = polled.split_last().expect("the eventfd is always polled");
+        if n > 0 && woken.revents != 0 {
+            self.drain();
+        }
+        sockets.iter().map(|p| if n > 0 { readiness(p.revents) } else { Readiness::default() }).collect()
+    }
+}
+
+/// `poll(2)` events for `interest`.
+fn events(interest: Interest) -> libc::c_short {
+    let mut events = 0;
+    if interest.read {
+        events |= libc::POLLIN;
+    }
+    if interest.write {
+        events |= libc::POLLOUT;
+    }
+    events
+}
+
+/// What `poll(2)` reported for one descriptor.
+fn readiness(revents: libc::c_short) -> Readiness {
+    Readiness {
+        readable: revents & libc::POLLIN != 0,
+        writable: revents & libc::POLLOUT != 0,
+        hangup: revents & (libc::POLLERR | libc::POLLHUP) != 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{deadline_in, poll_timeout};
