@@ -204,7 +204,9 @@ impl<'r, 'a> Race<'r, 'a> {
         let now = Instant::now();
         if self.first_attempt.is_none() {
             self.first_attempt = Some(now);
-            self.dial.timed(self.started, |p| &mut p.dns);
+            if self.lookup.is_some() {
+                self.dial.timed(self.started, |p| &mut p.dns);
+            }
         }
         self.next_start = now + ATTEMPT_DELAY;
         let fail =

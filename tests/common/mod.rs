@@ -18,6 +18,7 @@ use tungstenite::WebSocket;
 use wsc::server::Listener;
 use wsc::{Builder, Connection, ConnectionError, ErrorKind, Event, Message, Options};
 
+pub mod dns;
 pub mod peers;
 
 /// How long any single expected event may take. Generous: two shared cores.
