@@ -234,3 +234,27 @@ fn echo_server_v6() -> TcpServer {
         }
     })
 }
+
+#[test]
+fn a_name_only_in_the_hosts_file_needs_no_name_server() {
+    // v4only.test has only an IPv4 line; the name server never answers. A
+    // refused connection must be reported at once, not after waiting for an
+    // AAAA answer that the hosts file cannot give.
+    let ip = Ipv4Addr::new(127, 0, 0, 79);
+    if !private("a_name_only_in_the_hosts_file_needs_no_name_server", ip, "127.0.0.1 v4only.test\n") {
+        return;
+    }
+    let _server = NameServer::silent(ip);
+    let echo = echo_server();
+    let (conn, rx) = open_channel(&format!("ws://v4only.test:{}/", echo.addr().port()), Options::new());
+    expect_open(&rx);
+    close_cleanly(&conn, &rx);
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let (_conn, rx) = open_channel(&format!("ws://v4only.test:{port}/"), Options::new());
+    let e = expect_error(&rx, ErrorKind::Connect);
+    assert!(started.elapsed() < 3 * SECOND, "{e} after {:?}", started.elapsed());
+}
