@@ -22,7 +22,9 @@
 //! Invariants:
 //! - A `Lookup` lives on one worker's stack and dies with the dial: no
 //!   thread, no global state beyond c-ares' reference-counted library init,
-//!   nothing that outlives `close` or `wsc_shutdown`.
+//!   nothing that outlives `close` or `wsc_shutdown`. (c-ares starts a
+//!   thread only for its optional event thread or `ares_reinit`; neither is
+//!   used.)
 //! - AAAA and A are asked separately and at once, so that one family's
 //!   answer is usable while the other is still on its way (RFC 8305 §3).
 //! - c-ares calls our callbacks only from inside `process` or `drop`, on the

@@ -65,6 +65,38 @@ fn close_during_a_lookup_ends_the_connection_at_once() {
 }
 
 #[test]
+fn extreme_connect_timeouts_with_a_silent_name_server() {
+    let ip = Ipv4Addr::new(127, 0, 0, 80);
+    if !private("extreme_connect_timeouts_with_a_silent_name_server", ip, "") {
+        return;
+    }
+    let server = NameServer::silent(ip);
+    // Zero: over before any lookup can answer.
+    let started = Instant::now();
+    let (_conn, rx) = open_channel(
+        "ws://silent.test:9/",
+        opts(|o| {
+            o.connect_timeout(Duration::ZERO);
+        }),
+    );
+    expect_error(&rx, ErrorKind::Timeout);
+    assert!(started.elapsed() < SECOND, "{:?}", started.elapsed());
+    // No deadline at all: the lookup ends with c-ares' own tries (here the
+    // 10 s would pass), or at once with close().
+    let (conn, rx) = open_channel(
+        "ws://silent.test:9/",
+        opts(|o| {
+            o.connect_timeout(Duration::MAX);
+        }),
+    );
+    wait_query(&server, "silent.test");
+    let closed = Instant::now();
+    conn.close().unwrap();
+    expect_close(&rx, 1006);
+    assert!(closed.elapsed() < SECOND, "on_close came {:?} after close()", closed.elapsed());
+}
+
+#[test]
 fn shutdown_during_a_lookup_returns_ok_and_leaves_no_wsc_thread() {
     let ip = Ipv4Addr::new(127, 0, 0, 73);
     if !private("shutdown_during_a_lookup_returns_ok_and_leaves_no_wsc_thread", ip, "") {
