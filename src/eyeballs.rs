@@ -63,8 +63,10 @@ pub(crate) struct Race<'r, 'a> {
 impl<'r, 'a> Race<'r, 'a> {
     /// A race over the answers of a lookup of `host` that starts now.
     pub(crate) fn resolving(dial: &'r Dial<'a>, host: &'r str, port: u16) -> Result<Self, DialError> {
+        let started = Instant::now();
         let lookup = Lookup::start(host).map_err(|e| ConnectionError::new(ErrorKind::Resolve, e))?;
         let mut race = Race::known(dial, host, port, &[]);
+        race.started = started;
         race.lookup = Some(lookup);
         race.pending = [true, true];
         Ok(race)

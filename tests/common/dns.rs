@@ -46,6 +46,8 @@ pub fn in_private_resolver(name: &str, resolv_conf: &str, hosts: &str) -> bool {
     let _ = std::fs::remove_dir_all(&dir);
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "the test in a private namespace failed:\n{text}");
+    // Seen with --nocapture (captured by the harness otherwise).
+    eprint!("{text}");
     false
 }
 
