@@ -97,6 +97,37 @@ fn extreme_connect_timeouts_with_a_silent_name_server() {
 }
 
 #[test]
+fn a_proxy_name_and_a_socks5_target_are_looked_up_within_the_bounds() {
+    let ip = Ipv4Addr::new(127, 0, 0, 81);
+    if !private("a_proxy_name_and_a_socks5_target_are_looked_up_within_the_bounds", ip, "") {
+        return;
+    }
+    let server = NameServer::silent(ip);
+    // The proxy's own name: bounded by the connect timeout.
+    let started = Instant::now();
+    let (_conn, rx) = open_channel(
+        "ws://127.0.0.1:9/",
+        opts(|o| {
+            o.connect_timeout(SECOND).proxy("http://proxy.test:3128").unwrap();
+        }),
+    );
+    let e = expect_error(&rx, ErrorKind::Proxy { status: None });
+    assert!(started.elapsed() < 3 * SECOND && e.message().contains("resolving"), "{e} after {:?}", started.elapsed());
+    // socks5:// resolves the target here first: close() ends that at once.
+    let (conn, rx) = open_channel(
+        "ws://target.test:9/",
+        opts(|o| {
+            o.proxy("socks5://127.0.0.1:9").unwrap();
+        }),
+    );
+    wait_query(&server, "target.test");
+    let closed = Instant::now();
+    conn.close().unwrap();
+    expect_close(&rx, 1006);
+    assert!(closed.elapsed() < SECOND, "on_close came {:?} after close()", closed.elapsed());
+}
+
+#[test]
 fn shutdown_during_a_lookup_returns_ok_and_leaves_no_wsc_thread() {
     let ip = Ipv4Addr::new(127, 0, 0, 73);
     if !private("shutdown_during_a_lookup_returns_ok_and_leaves_no_wsc_thread", ip, "") {
