@@ -25,7 +25,7 @@ use crate::dial::{Dial, DialError};
 use crate::error::{ConnectionError, ErrorKind};
 use crate::logging::wlog;
 use crate::resolve::{Answer, Lookup, V4, V6};
-use crate::waker::Interest;
+use crate::waker::{Interest, Readiness};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
@@ -251,10 +251,15 @@ impl<'r, 'a> Race<'r, 'a> {
                 lookup.process(&dns, names);
             }
         }
+        Ok(self.settle(tcp))
+    }
+
+    /// Ends the attempts that `ready` says are done (in `attempts` order);
+    /// returns the first that connected. Failed ones let the next start.
+    fn settle(&mut self, ready: &[Readiness]) -> Option<(Socket, SocketAddr)> {
         let mut won = None;
-        for i in (0..tcp.len()).rev() {
-            let r = tcp[i];
-            if !(r.writable || r.hangup) {
+        for i in (0..ready.len()).rev() {
+            if !(ready[i].writable || ready[i].hangup) {
                 continue;
             }
             let (socket, addr) = self.attempts.swap_remove(i);
@@ -266,7 +271,7 @@ impl<'r, 'a> Race<'r, 'a> {
                 }
             }
         }
-        Ok(won)
+        won
     }
 
     /// What the dial is doing, for a timeout's message.
