@@ -132,7 +132,7 @@ impl<'r, 'a> Race<'r, 'a> {
         loop {
             self.harvest();
             while self.may_start(Instant::now()) {
-                if let Some(won) = self.start_next()? {
+                if let Some(won) = self.start_next() {
                     return Ok(self.won(won));
                 }
             }
@@ -201,8 +201,8 @@ impl<'r, 'a> Race<'r, 'a> {
     }
 
     /// Starts one attempt; returns the socket if it connected at once.
-    fn start_next(&mut self) -> Result<Option<(Socket, SocketAddr)>, DialError> {
-        let Some(addr) = self.pop() else { return Ok(None) };
+    fn start_next(&mut self) -> Option<(Socket, SocketAddr)> {
+        let addr = self.pop()?;
         let now = Instant::now();
         if self.first_attempt.is_none() {
             self.first_attempt = Some(now);
@@ -211,20 +211,17 @@ impl<'r, 'a> Race<'r, 'a> {
             }
         }
         self.next_start = now + ATTEMPT_DELAY;
-        let fail =
-            |e: std::io::Error| ConnectionError::new(ErrorKind::Connect, format!("cannot connect to {addr}: {e}"));
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
-        socket.set_nonblocking(true).map_err(fail)?;
-        socket.set_tcp_nodelay(true).map_err(fail)?;
-        match socket.connect(&SockAddr::from(addr)) {
-            Ok(()) => return Ok(Some((socket, addr))),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+        // Any failure here (no IPv6 in this kernel, no route, no descriptor
+        // left) ends this attempt only: the next address may still work.
+        match begin(addr) {
+            Ok((socket, true)) => return Some((socket, addr)),
+            Ok((socket, false)) => {
                 wlog!(Debug, self.dial.id, "TCP connecting to {addr}");
                 self.attempts.push((socket, addr));
             }
-            Err(e) => self.failed(fail(e)),
+            Err(e) => self.failed(ConnectionError::new(ErrorKind::Connect, format!("cannot connect to {addr}: {e}"))),
         }
-        Ok(None)
+        None
     }
 
     fn failed(&mut self, e: ConnectionError) {
@@ -303,5 +300,18 @@ impl<'r, 'a> Race<'r, 'a> {
             Some(e) => ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}")),
             None => ConnectionError::new(ErrorKind::Resolve, format!("'{host}' has no address")),
         }
+    }
+}
+
+/// A non-blocking connect to `addr`: the socket, and whether it connected
+/// at once (otherwise it is in progress).
+fn begin(addr: SocketAddr) -> std::io::Result<(Socket, bool)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => Ok((socket, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
+        Err(e) => Err(e),
     }
 }
