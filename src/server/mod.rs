@@ -13,11 +13,12 @@
 //! [`echo`] holds test peers built on plain tungstenite, independent of this
 //! engine.
 
+pub(crate) mod acceptor;
 mod echo;
 
 pub use echo::{echo_messages, EchoServer, Listener};
 
-use crate::accept::Route;
+use crate::accept::{self, Refusal, Route};
 use crate::connection::current_worker;
 use crate::descriptor::{self, Endpoint};
 use crate::error::Error;
@@ -42,6 +43,13 @@ pub const DEFAULT_MAX_PENDING: u32 = 1024;
 /// The page served at `/` and `/index.html`.
 const PAGE: &str = include_str!("page.html");
 
+/// An upgrade the server admits: where it goes and the 101 to answer.
+pub(crate) struct Admit {
+    pub(crate) endpoint: String,
+    pub(crate) handler: String,
+    pub(crate) response: Vec<u8>,
+}
+
 /// Everything the server's threads share.
 pub(crate) struct ServerShared {
     pub(crate) addr: SocketAddr,
@@ -52,8 +60,11 @@ pub(crate) struct ServerShared {
     handshake_timeout_ms: AtomicU64,
     /// Sockets accepted and not yet answered (see `set_max_pending`).
     max_pending: AtomicUsize,
+    /// wss://: the TLS side of every accepted socket.
+    pub(crate) tls: Option<native_tls::TlsAcceptor>,
     pub(crate) stop: StopSignal,
-    /// Accepted connections not finished yet (handshaking or registered).
+    /// Admitted connections whose thread has not ended (writing the 101 or
+    /// registered); pending handshakes are not counted.
     pub(crate) live: AtomicUsize,
     /// Ids of the threads it started and has not joined.
     threads: Mutex<Vec<u64>>,
@@ -88,22 +99,28 @@ impl ServerShared {
         self.endpoints.read().get(name).map(|h| (name.to_owned(), h.clone()))
     }
 
+    pub(crate) fn max_connections(&self) -> usize {
+        self.max_connections.load(Ordering::Relaxed)
+    }
+
     /// What to do with a request, checked in this order: page, endpoint,
-    /// Origin, handler, connection limit.
-    /// An upgrade carries the endpoint and its handler's name.
-    pub(crate) fn route(&self, request: &Request) -> Route<(String, String)> {
+    /// a valid upgrade (400, 426), Origin, handler. The connection limit is
+    /// the acceptor's. No lock is held across the log line.
+    pub(crate) fn route(&self, request: &Request) -> Route<Admit> {
         let path = request.uri().path();
         if path == "/" || path == "/index.html" {
             return Route::Page(PAGE);
         }
         let Some((endpoint, handler)) = self.endpoint_of(path) else {
-            return Route::Refuse(404, format!("no endpoint at {path}"));
+            return Route::Refuse(Refusal::new(404, format!("no endpoint at {}", accept::target_path(request))));
         };
-        let origins = self.origins.read();
-        if let Some(origin) = request.headers().get("Origin").and_then(|o| o.to_str().ok()) {
-            if !origins.is_empty() && !origins.iter().any(|o| o == origin) {
-                return Route::Refuse(403, format!("origin {origin} is not allowed"));
-            }
+        let response = match accept::upgrade_response(request) {
+            Ok(response) => response,
+            Err(refusal) => return Route::Refuse(refusal),
+        };
+        let origin = accept::origin_allowed(request, &self.origins.read());
+        if let Err(refusal) = origin {
+            return Route::Refuse(refusal);
         }
         if !crate::handler::is_registered(&handler) {
             crate::logging::wlog!(
@@ -112,13 +129,9 @@ impl ServerShared {
                 "server {}: endpoint '{endpoint}': handler '{handler}' is not registered: answered 503",
                 self.addr
             );
-            return Route::Refuse(503, format!("endpoint '{endpoint}' has no handler yet"));
+            return Route::Refuse(Refusal::new(503, format!("endpoint '{endpoint}' has no handler yet")));
         }
-        let max = self.max_connections.load(Ordering::Relaxed);
-        if self.live.load(Ordering::SeqCst) > max {
-            return Route::Refuse(503, format!("this server serves at most {max} connections"));
-        }
-        Route::Upgrade((endpoint, handler))
+        Route::Upgrade(Admit { endpoint, handler, response })
     }
 
     /// Stops accepting, closes its connections (1001) and joins every thread
@@ -210,6 +223,7 @@ impl ServerBuilder {
             max_message_size: AtomicUsize::new(64 << 20),
             handshake_timeout_ms: AtomicU64::new(10_000),
             max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING as usize),
+            tls: None,
             stop,
             live: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
