@@ -29,6 +29,11 @@
 #define WSC_VERSION_NUM 0x000100
 
 /**
+ * Sockets waiting for their request head at once, by default.
+ */
+#define DEFAULT_MAX_PENDING 1024
+
+/**
  * What a wsc function returns. Details of a failure: `wsc_last_error()`.
  */
 typedef enum wsc_status {
@@ -884,9 +889,11 @@ enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_re
  * picks a free one, see `wsc_server_local_port`), serving every
  * `*.websocket` descriptor in `descriptor_dir` (NULL: none; add endpoints
  * with `wsc_server_add_endpoint`) at `/websockets/v4/service/<endpoint>`,
- * and a small test page at `/`. Each accepted connection gets an id and a
- * worker thread like a client's; its events go to the endpoint's named
- * handler, where `wsc_get_endpoint()` names the endpoint.
+ * and a small test page at `/`. One acceptor thread reads every pending
+ * request head (no thread per socket; see `wsc_server_set_max_pending`);
+ * each admitted upgrade gets an id and a worker thread like a client's;
+ * its events go to the endpoint's named handler, where
+ * `wsc_get_endpoint()` names the endpoint.
  * WSC_ERR_INVALID_ARGUMENT for a bad address, a missing directory or a bad
  * descriptor (wsc_last_error names the file and the field; nothing is
  * served then); WSC_ERR_INTERNAL if the address cannot be bound (the OS
@@ -894,6 +901,20 @@ enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_re
  * `*out_server` is the caller's until `wsc_server_stop`. Any thread.
  */
 enum wsc_status wsc_server_start(const char *bind_address, const char *descriptor_dir, struct wsc_server **out_server);
+
+/**
+ * Like `wsc_server_start`, serving wss://: `cert_chain_pem_path` names a
+ * PEM file with the server's certificate first and its chain after it,
+ * `key_pem_path` its private key in PKCS#8 PEM ("BEGIN PRIVATE KEY"). The
+ * TLS handshake runs on the server's acceptor thread, never on a thread
+ * of its own, and counts against the handshake timeout and the pending
+ * limit like the request head. WSC_ERR_INVALID_ARGUMENT as for
+ * `wsc_server_start`, and for NULL paths, an unreadable file or a key
+ * that does not fit the certificate (wsc_last_error says which); nothing
+ * is served then. `*out_server` is the caller's until `wsc_server_stop`.
+ * Any thread.
+ */
+enum wsc_status wsc_server_start_tls(const char *bind_address, const char *descriptor_dir, const char *cert_chain_pem_path, const char *key_pem_path, struct wsc_server **out_server);
 
 /**
  * Serves `endpoint` (ASCII letters, digits, '-', '_', '.'; not "." or "..")
@@ -916,6 +937,15 @@ uint16_t wsc_server_local_port(const struct wsc_server *server_);
  * WSC_ERR_INVALID_ARGUMENT.
  */
 enum wsc_status wsc_server_set_limits(struct wsc_server *server_, uint32_t max_connections, size_t max_message_size, uint32_t handshake_timeout_ms);
+
+/**
+ * At most `max` accepted sockets waiting for their request head at once
+ * (default 1024). A socket accepted past it is closed at once, counted and
+ * logged at WARN (at most once a second); each pending socket is also
+ * bounded by the handshake timeout (`wsc_server_set_limits`). A pending
+ * socket costs no thread. WSC_ERR_INVALID_ARGUMENT for 0 or NULL. Any thread.
+ */
+enum wsc_status wsc_server_set_max_pending(struct wsc_server *server_, uint32_t max);
 
 /**
  * Accepts browsers from `origin` (copied; e.g. "http://127.0.0.1:8080").

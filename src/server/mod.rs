@@ -172,6 +172,8 @@ pub struct ServerBuilder {
     bind: String,
     descriptor_dir: Option<PathBuf>,
     endpoints: Vec<(String, String)>,
+    /// Certificate chain and private key files (PEM) for wss://.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServerBuilder {
@@ -187,12 +189,22 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves wss:// with the certificate chain (PEM, the server's
+    /// certificate first) and its private key (PKCS#8 PEM) in these files.
+    /// The TLS handshake counts against the handshake timeout and the
+    /// pending limit like the request head, on the acceptor thread.
+    pub fn tls(mut self, cert_chain_pem: impl AsRef<Path>, key_pem: impl AsRef<Path>) -> Self {
+        self.tls = Some((cert_chain_pem.as_ref().to_owned(), key_pem.as_ref().to_owned()));
+        self
+    }
+
     /// Binds, loads the descriptors and starts accepting.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an unparsable address, a missing
     /// descriptor directory, a bad descriptor (the message names the file
-    /// and the field), a bad endpoint name or a duplicate endpoint;
+    /// and the field), a bad endpoint name or a duplicate endpoint, an
+    /// unreadable certificate or key file, or a key that does not fit;
     /// [`Error::Internal`] when the address cannot be bound (the OS error
     /// says why); [`Error::Shutdown`] after [`crate::shutdown`].
     pub fn start(self) -> Result<Server, Error> {
@@ -212,6 +224,7 @@ impl ServerBuilder {
                 return Err(Error::InvalidArgument(format!("endpoint '{}' is defined twice", e.name)));
             }
         }
+        let tls = self.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
         let listener = TcpListener::bind(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let stop = StopSignal::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
@@ -223,7 +236,7 @@ impl ServerBuilder {
             max_message_size: AtomicUsize::new(64 << 20),
             handshake_timeout_ms: AtomicU64::new(10_000),
             max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING as usize),
-            tls: None,
+            tls,
             stop,
             live: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
@@ -237,7 +250,7 @@ impl ServerBuilder {
 impl Server {
     /// A server on `bind` (`127.0.0.1:8080`; port 0 picks a free one).
     pub fn bind(bind: &str) -> ServerBuilder {
-        ServerBuilder { bind: bind.to_owned(), descriptor_dir: None, endpoints: Vec::new() }
+        ServerBuilder { bind: bind.to_owned(), descriptor_dir: None, endpoints: Vec::new(), tls: None }
     }
 
     /// The address it listens on.
@@ -245,9 +258,10 @@ impl Server {
         self.shared.addr
     }
 
-    /// `ws://<addr>/websockets/v4/service/<endpoint>`.
+    /// `ws://<addr>/websockets/v4/service/<endpoint>` (`wss://` with TLS).
     pub fn url(&self, endpoint: &str) -> String {
-        format!("ws://{}{SERVICE_PREFIX}{endpoint}", self.shared.addr)
+        let scheme = if self.shared.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{SERVICE_PREFIX}{endpoint}", self.shared.addr)
     }
 
     /// Serves `endpoint` with the handler registered as `handler` from the
@@ -330,6 +344,44 @@ impl Server {
     /// server's own handler calls (it cannot join its own thread).
     pub fn stop(&self) -> Result<(), Error> {
         self.shared.stop()
+    }
+}
+
+/// The TLS side of a wss:// server, from PEM files.
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<native_tls::TlsAcceptor, Error> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    let (chain, key_pem) = (read(cert, "certificate chain")?, read(key, "private key")?);
+    key_fits(&chain, &key_pem).map_err(|why| {
+        Error::InvalidArgument(format!(
+            "the key {} does not fit the certificate {}: {why}",
+            key.display(),
+            cert.display()
+        ))
+    })?;
+    let identity = native_tls::Identity::from_pkcs8(&chain, &key_pem).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "the certificate chain {} and the key {} do not make a TLS identity (PEM certificates and a PKCS#8 \
+             PEM key are expected): {e}",
+            cert.display(),
+            key.display()
+        ))
+    })?;
+    native_tls::TlsAcceptor::new(identity).map_err(|e| Error::InvalidArgument(format!("TLS server setup failed: {e}")))
+}
+
+/// Whether the private key is the one of the chain's first certificate
+/// (native-tls would take a wrong key and fail every handshake later).
+fn key_fits(chain: &[u8], key: &[u8]) -> Result<(), String> {
+    let cert = openssl::x509::X509::from_pem(chain).map_err(|e| format!("no PEM certificate: {e}"))?;
+    let key = openssl::pkey::PKey::private_key_from_pem(key).map_err(|e| format!("no PEM private key: {e}"))?;
+    let public = cert.public_key().map_err(|e| e.to_string())?;
+    if public.public_eq(&key) {
+        Ok(())
+    } else {
+        Err("it is the key of another certificate".into())
     }
 }
 
