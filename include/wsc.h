@@ -930,11 +930,13 @@ enum wsc_status wsc_server_add_endpoint(struct wsc_server *server_, const char *
 uint16_t wsc_server_local_port(const struct wsc_server *server_);
 
 /**
- * Limits for new connections: at most `max_connections` at once (503 past
- * it; default 1000), incoming messages of at most `max_message_size` bytes
- * (default 64 MiB; a larger one ends that connection with 1009), the
- * upgrade within `handshake_timeout_ms` (default 10000). A zero value is
- * WSC_ERR_INVALID_ARGUMENT.
+ * Limits for new connections: at most `max_connections` admitted at once
+ * (503 past it, answered without a thread; default 1000; sockets still
+ * sending their head are not counted, see `wsc_server_set_max_pending`),
+ * incoming messages of at most `max_message_size` bytes (default 64 MiB; a
+ * larger one ends that connection with 1009), the TLS handshake and the
+ * request head within `handshake_timeout_ms` (default 10000; the socket is
+ * closed past it). A zero value is WSC_ERR_INVALID_ARGUMENT. Any thread.
  */
 enum wsc_status wsc_server_set_limits(struct wsc_server *server_, uint32_t max_connections, size_t max_message_size, uint32_t handshake_timeout_ms);
 

@@ -2,13 +2,15 @@
 //! `/websockets/v4/service/<endpoint>`, so one handler model covers both
 //! sides of a connection and a browser can talk to a wsc application.
 //!
-//! A server is only routing and bookkeeping. Each accepted connection gets a
-//! worker thread from `lifecycle` that answers the upgrade (`accept`) and
-//! then runs the same worker loop, gate and close machinery as a client, with
-//! an id that every call takes; the named handler of its endpoint gets its
-//! events, resolved at each event as for a client. The server keeps the ids
-//! of the threads it started and of the connections it registered, so `stop`
-//! can close the connections and join every thread.
+//! A server is routing and bookkeeping around one acceptor thread
+//! (`acceptor`), which carries every accepted socket through its TLS
+//! handshake, request head and any refusal without a thread of its own.
+//! An admitted upgrade gets a worker thread from `lifecycle` that writes the
+//! 101 and then runs the same worker loop, gate and close machinery as a
+//! client, with an id that every call takes; the named handler of its
+//! endpoint gets its events, resolved at each event as for a client. The
+//! server keeps the ids of the threads it started and of the connections it
+//! registered, so `stop` can close the connections and join every thread.
 //!
 //! [`echo`] holds test peers built on plain tungstenite, independent of this
 //! engine.
@@ -283,9 +285,11 @@ impl Server {
         Ok(())
     }
 
-    /// Limits for new connections: at most `max_connections` at once (503
-    /// past it; default 1,000), incoming messages up to `max_message_size`
-    /// (default 64 MiB), the upgrade within `handshake_timeout` (default 10 s).
+    /// Limits for new connections: at most `max_connections` admitted at
+    /// once (503 past it; default 1,000; pending handshakes do not count),
+    /// incoming messages up to `max_message_size` (default 64 MiB), the TLS
+    /// handshake and request head within `handshake_timeout` (default 10 s;
+    /// closed past it).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero value.
