@@ -69,7 +69,11 @@ type Ws = WebSocket<TcpStream>;
 
 /// A plain tungstenite client's upgrade: the socket or the HTTP status it got.
 fn upgrade(addr: SocketAddr) -> Result<Ws, String> {
-    let s = connect(addr);
+    upgrade_over(connect(addr), addr)
+}
+
+/// The same over `s`, a connection to `addr`.
+fn upgrade_over(s: TcpStream, addr: SocketAddr) -> Result<Ws, String> {
     s.set_read_timeout(Some(ANSWER)).unwrap();
     s.set_write_timeout(Some(ANSWER)).unwrap();
     match tungstenite::client(format!("ws://{addr}{PATH}"), s) {
@@ -643,13 +647,14 @@ struct Legit {
 }
 
 /// One legitimate client: echoes messages of varying size (at a pace of
-/// 5 ms), reconnecting every 200 messages, until `end`.
+/// 5 ms), reconnecting every 200 messages, until `end`. It connects from
+/// 127.0.0.2 (see `connect_from`).
 fn legitimate(addr: SocketAddr, seed: u64, end: Instant) -> Legit {
     let mut out = Legit::default();
     let mut n = 0u64;
     while Instant::now() < end && n < 1_000_000 {
         let started = Instant::now();
-        let mut ws = match upgrade(addr) {
+        let mut ws = match upgrade_over(connect_from(addr, [127, 0, 0, 2].into()), addr) {
             Ok(ws) => ws,
             Err(e) => {
                 out.errors.push(format!("upgrade: {e}"));
@@ -737,25 +742,27 @@ fn reset_mid_frame(addr: SocketAddr) {
 }
 
 /// Holds `n` sockets open (silent, or trickling one byte each per second),
-/// replacing those the server closes, until `stop`; returns how many it opened.
+/// replacing those the server closes, until `stop`; returns how many it
+/// opened. It opens at most 20 every 100 ms: a burst of hundreds of connects
+/// overflows the listen backlog (128) whatever the server does, and the
+/// dropped SYNs cost every client connecting then a 1 s retransmission.
 fn hold(addr: SocketAddr, n: usize, trickle: bool, stop: &Arc<AtomicBool>) -> u64 {
-    let mut sockets: Vec<(TcpStream, usize)> = (0..n).map(|_| (connect(addr), 0)).collect();
-    let mut opened = n as u64;
+    let mut sockets: Vec<(TcpStream, usize)> = Vec::new();
+    let mut opened = 0u64;
     let mut round = 0u64;
     while !stop.load(Ordering::SeqCst) && round < 100_000 {
-        for (s, sent) in sockets.iter_mut() {
-            let alive = if trickle && round % 10 == 0 {
-                let ok = s.write(&[trickle_byte(*sent)]).is_ok();
+        let mut budget = 20;
+        sockets.retain_mut(|(s, sent)| {
+            if trickle && round % 10 == 0 {
+                let _ = s.write(&[trickle_byte(*sent)]);
                 *sent += 1;
-                ok && open_now(s)
-            } else {
-                open_now(s)
-            };
-            if !alive {
-                *s = connect(addr);
-                *sent = 0;
-                opened += 1;
             }
+            open_now(s)
+        });
+        while sockets.len() < n && budget > 0 {
+            sockets.push((connect(addr), 0));
+            opened += 1;
+            budget -= 1;
         }
         round += 1;
         std::thread::sleep(Duration::from_millis(100)); // the pace
@@ -809,6 +816,11 @@ fn hostile_mix_soak() {
     let settle = Instant::now();
     let threads_back = eventually(DEADLINE, || all_threads() <= idle_threads);
     let settled_after = settle.elapsed();
+    let before_trim = rss_kib();
+    // Free heap pages the allocator keeps for reuse (glibc keeps them, and
+    // exited threads' stacks, resident): what is left is what is still held.
+    // SAFETY: malloc_trim only returns free memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
     let after_rss = rss_kib();
     let errors: Vec<&String> = results.iter().flat_map(|r| &r.errors).collect();
     let (e50, e99, emax) = percentiles(results.iter().flat_map(|r| r.echoes.clone()).collect());
@@ -825,7 +837,7 @@ fn hostile_mix_soak() {
         "  threads: idle {idle_threads}, peak {peak_threads} (test's own {own}), back to {} after {settled_after:?}",
         all_threads()
     );
-    println!("  RSS: idle {idle_rss} KiB, peak {peak_rss} KiB, after {after_rss} KiB");
+    println!("  RSS: idle {idle_rss} KiB, peak {peak_rss} KiB, after {before_trim} KiB ({after_rss} KiB after malloc_trim)");
     assert!(errors.is_empty(), "legitimate clients saw errors: {errors:?}");
     assert!(echoes > 0 && upgrades >= legit_clients);
     assert!(emax < AT_ONCE && umax < AT_ONCE, "latency: echo max {emax:?}, upgrade max {umax:?}");

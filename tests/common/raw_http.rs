@@ -41,6 +41,21 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A loopback connection from source address `from` (e.g. 127.0.0.2), with
+/// `TCP_NODELAY`. A soak's legitimate clients connect from an address of
+/// their own: thousands of hostile connections the server closes first
+/// leave its side in TIME_WAIT, and a client port reused against one of
+/// those costs that connect a SYN retransmission (1 s), a loopback artefact
+/// that says nothing about the server.
+pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    socket.connect_timeout(&addr.into(), Duration::from_secs(20)).expect("connect to the server");
+    let s: TcpStream = socket.into();
+    let _ = s.set_nodelay(true);
+    s
+}
+
 /// What the server answered.
 #[derive(Debug)]
 pub struct Answer {
