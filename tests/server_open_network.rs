@@ -335,51 +335,63 @@ fn wanted(kind: &str) -> &'static [u16] {
     }
 }
 
-/// Sends `pieces`, expects one of `statuses` while still sending and a close.
-fn refused_while_sending(what: &str, pieces: Vec<Vec<u8>>, pace: Duration, statuses: &[u16]) -> Duration {
+/// Sends every piece, then reads: one of `statuses` and a close. The
+/// server keeps reading (and discarding) after its answer while the client
+/// is still sending (a lingering close), so every write succeeds: a server
+/// that closes at once resets the connection and the client's writes fail.
+/// Returns how long the exchange took.
+fn refused(addr: SocketAddr, what: &str, pieces: &[Vec<u8>], pace: Duration, statuses: &[u16]) -> Duration {
     let started = Instant::now();
     let total: usize = pieces.iter().map(Vec::len).sum();
-    let (answer, written) = send_while_reading(common_addr(), pieces, pace, ANSWER);
+    let (answer, written) = send_then_read(addr, pieces, pace, ANSWER);
     let answer = answer.unwrap_or_else(|e| panic!("{what}: no answer read ({written} of {total} bytes written): {e}"));
     assert!(statuses.contains(&answer.status), "{what}: expected {statuses:?}, got {}", answer.head);
     assert!(answer.closed, "{what}: the server did not close after {}", answer.status);
+    assert_eq!(written, total as u64, "{what}: the server stopped reading before the client had sent everything");
     started.elapsed()
 }
 
-thread_local! {
-    static ADDR: std::cell::Cell<Option<SocketAddr>> = const { std::cell::Cell::new(None) };
-}
-
-/// The server the byte-limit helpers talk to (set per test).
-fn common_addr() -> SocketAddr {
-    ADDR.with(|a| a.get()).expect("a server")
-}
-
-fn use_server(server: &Server) {
-    ADDR.with(|a| a.set(Some(server.local_addr())));
+/// Sends `head` up to one byte past the limit, one byte a millisecond over
+/// its last 300 bytes, and stops there: the answer must come now, not at
+/// the timeout or the close. (A server that refuses earlier, as tungstenite's
+/// parser does past 124 headers, may close first: the writes stop there.)
+fn refused_one_byte_over(addr: SocketAddr, what: &str, head: &[u8], statuses: &[u16]) -> Duration {
+    let mut s = connect(addr);
+    let _ = s.write_all(&head[..LIMIT - 300]);
+    for b in &head[LIMIT - 300..=LIMIT] {
+        std::thread::sleep(Duration::from_millis(1)); // the client's pace
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+    }
+    let started = Instant::now();
+    let answer = read_answer(&mut s, ANSWER).unwrap_or_else(|e| panic!("{what}: no answer one byte past 64 KiB: {e}"));
+    assert!(statuses.contains(&answer.status), "{what}: expected {statuses:?}, got {}", answer.head);
+    assert!(answer.closed, "{what}: the server did not close after {}", answer.status);
+    started.elapsed()
 }
 
 #[test]
 fn a_head_over_64_kib_gets_431_however_it_is_split_and_whatever_it_holds() {
     let _serial = serial();
     let server = server(1000, LONG);
-    use_server(&server);
+    let addr = server.local_addr();
     // 200 KiB in all: the client is still sending well after the limit is passed.
     for kind in ["no newline", "one giant header line", "many header lines", "many short header lines"] {
         let head = endless_head(kind, 200 << 10);
         let statuses = wanted(kind);
-        let t1 = refused_while_sending(&format!("{kind}, one write"), vec![head.clone()], Duration::ZERO, statuses);
-        let two = vec![head[..40 << 10].to_vec(), head[40 << 10..].to_vec()];
-        let t2 = refused_while_sending(&format!("{kind}, two writes"), two, Duration::ZERO, statuses);
-        let at_limit = vec![head[..LIMIT].to_vec(), head[LIMIT..LIMIT + 1].to_vec(), head[LIMIT + 1..].to_vec()];
-        refused_while_sending(&format!("{kind}, split at the limit"), at_limit, Duration::from_millis(50), statuses);
+        let t1 = refused(addr, &format!("{kind}, one write"), std::slice::from_ref(&head), Duration::ZERO, statuses);
+        let two = [head[..40 << 10].to_vec(), head[40 << 10..].to_vec()];
+        let t2 = refused(addr, &format!("{kind}, two writes"), &two, Duration::ZERO, statuses);
+        let at_limit = [head[..LIMIT].to_vec(), head[LIMIT..LIMIT + 1].to_vec(), head[LIMIT + 1..].to_vec()];
+        refused(addr, &format!("{kind}, split at the limit"), &at_limit, Duration::from_millis(50), statuses);
         let pieces = small_pieces(&head, 97, mix);
-        let t3 = refused_while_sending(&format!("{kind}, pieces of 1-97 bytes"), pieces, Duration::ZERO, statuses);
-        // Across the limit one byte at a time, at the client's pace.
-        let mut bytes = vec![head[..LIMIT - 300].to_vec()];
-        bytes.extend(head[LIMIT - 300..LIMIT + 300].iter().map(|b| vec![*b]));
-        let t4 = refused_while_sending(&format!("{kind}, byte by byte"), bytes, Duration::from_millis(1), statuses);
-        println!("{kind}: refused after {t1:?} (one write), {t2:?} (two), {t3:?} (small pieces), {t4:?} (byte by byte)");
+        let t3 = refused(addr, &format!("{kind}, pieces of 1-97 bytes"), &pieces, Duration::ZERO, statuses);
+        let t4 = refused_one_byte_over(addr, &format!("{kind}, byte by byte"), &head, statuses);
+        println!(
+            "{kind}: refused after {t1:?} (one write), {t2:?} (two), {t3:?} (small pieces); \
+             {t4:?} after the byte past the limit (byte by byte)"
+        );
     }
     server.stop().unwrap();
 }
@@ -405,7 +417,6 @@ fn complete_head(len: usize) -> Vec<u8> {
 fn complete_heads_over_64_kib_get_431_and_one_of_exactly_64_kib_is_served() {
     let _serial = serial();
     let server = server(1000, LONG);
-    use_server(&server);
     let addr = server.local_addr();
     // The edge: 65,536 bytes (the blank line included) is within the limit.
     let mut s = connect(addr);
@@ -416,18 +427,16 @@ fn complete_heads_over_64_kib_get_431_and_one_of_exactly_64_kib_is_served() {
     echo(&mut ws, "a 64 KiB head");
     for len in [LIMIT + 1, 100_000, 1_000_000] {
         let head = complete_head(len);
-        let t = refused_while_sending(&format!("a complete {len}-byte head"), vec![head.clone()], Duration::ZERO, &[431]);
-        let t2 = refused_while_sending(
-            &format!("a complete {len}-byte head, two writes"),
-            vec![head[..LIMIT].to_vec(), head[LIMIT..].to_vec()],
-            Duration::from_millis(20),
-            &[431],
-        );
+        let t =
+            refused(addr, &format!("a complete {len}-byte head"), std::slice::from_ref(&head), Duration::ZERO, &[431]);
+        let two = [head[..LIMIT].to_vec(), head[LIMIT..].to_vec()];
+        let t2 =
+            refused(addr, &format!("a complete {len}-byte head, two writes"), &two, Duration::from_millis(20), &[431]);
         println!("a complete {len}-byte head: 431 after {t:?} (one write), {t2:?} (two)");
     }
     // One giant header line in a complete head.
     let giant = upgrade_head(PATH, &format!("X-Big: {}\r\n", "b".repeat(100_000))).into_bytes();
-    refused_while_sending("a complete head with a 100 KB header line", vec![giant], Duration::ZERO, &[431]);
+    refused(addr, "a complete head with a 100 KB header line", &[giant], Duration::ZERO, &[431]);
     server.stop().unwrap();
 }
 
@@ -435,14 +444,15 @@ fn complete_heads_over_64_kib_get_431_and_one_of_exactly_64_kib_is_served() {
 fn a_request_line_over_64_kib_gets_414() {
     let _serial = serial();
     let server = server(1000, LONG);
-    use_server(&server);
+    let addr = server.local_addr();
     let line = format!("GET {PATH}?q={} HTTP/1.1\r\n", "q".repeat(LIMIT + 100));
     let head = format!("{line}Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").into_bytes();
-    refused_while_sending("a long request line, one write", vec![head.clone()], Duration::ZERO, &[414]);
-    let two = vec![head[..LIMIT].to_vec(), head[LIMIT..].to_vec()];
-    refused_while_sending("a long request line, split at the limit", two, Duration::from_millis(20), &[414]);
+    refused(addr, "a long request line, one write", std::slice::from_ref(&head), Duration::ZERO, &[414]);
+    let two = [head[..LIMIT].to_vec(), head[LIMIT..].to_vec()];
+    refused(addr, "a long request line, split at the limit", &two, Duration::from_millis(20), &[414]);
     let pieces = small_pieces(&head, 97, mix);
-    refused_while_sending("a long request line, small pieces", pieces, Duration::ZERO, &[414]);
+    refused(addr, "a long request line, small pieces", &pieces, Duration::ZERO, &[414]);
+    refused_one_byte_over(addr, "a long request line, byte by byte", &head, &[414]);
     server.stop().unwrap();
 }
 
@@ -551,7 +561,10 @@ fn an_unsupported_version_gets_426_naming_13() {
     let server = server(1000, LONG);
     let addr = server.local_addr();
     for version in ["8", "14", "0"] {
-        let head = upgrade_head_without_key(PATH, &format!("Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: {version}\r\n"));
+        let head = upgrade_head_without_key(
+            PATH,
+            &format!("Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: {version}\r\n"),
+        );
         let answer = exchange(addr, head.as_bytes(), ANSWER).unwrap();
         assert_eq!(answer.status, 426, "version {version}: {}", answer.head);
         assert_eq!(answer.header("Sec-WebSocket-Version"), Some("13"), "{}", answer.head);
@@ -668,7 +681,7 @@ fn legitimate(addr: SocketAddr, seed: u64, end: Instant) -> Legit {
             }
             n += 1;
             let size = (mix(seed ^ n) % 16_384) as usize;
-            let text: String = std::iter::repeat('x').take(size).collect::<String>() + &n.to_string();
+            let text: String = "x".repeat(size) + &n.to_string();
             let started = Instant::now();
             if let Err(e) = ws.send(tungstenite::Message::text(text.clone())) {
                 out.errors.push(format!("send: {e}"));
@@ -795,9 +808,8 @@ fn hostile_mix_soak() {
         let stop = stop.clone();
         (what, std::thread::spawn(move || hold(addr, 200, trickle, &stop)))
     });
-    let legit: Vec<_> = (0..legit_clients as u64)
-        .map(|seed| std::thread::spawn(move || legitimate(addr, seed, end)))
-        .collect();
+    let legit: Vec<_> =
+        (0..legit_clients as u64).map(|seed| std::thread::spawn(move || legitimate(addr, seed, end))).collect();
     // The test's own threads: legitimate clients, hostile ones, holders.
     let own = legit_clients + hostiles.len() + holders.len();
     let (mut peak_threads, mut peak_rss) = (0, 0);
@@ -837,7 +849,9 @@ fn hostile_mix_soak() {
         "  threads: idle {idle_threads}, peak {peak_threads} (test's own {own}), back to {} after {settled_after:?}",
         all_threads()
     );
-    println!("  RSS: idle {idle_rss} KiB, peak {peak_rss} KiB, after {before_trim} KiB ({after_rss} KiB after malloc_trim)");
+    println!(
+        "  RSS: idle {idle_rss} KiB, peak {peak_rss} KiB, after {before_trim} KiB ({after_rss} KiB after malloc_trim)"
+    );
     assert!(errors.is_empty(), "legitimate clients saw errors: {errors:?}");
     assert!(echoes > 0 && upgrades >= legit_clients);
     assert!(emax < AT_ONCE && umax < AT_ONCE, "latency: echo max {emax:?}, upgrade max {umax:?}");

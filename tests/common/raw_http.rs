@@ -11,7 +11,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -146,36 +146,32 @@ pub fn status_of(addr: SocketAddr, head: &[u8]) -> u16 {
 }
 
 /// Writes `pieces` one write each (pausing `pace` between them: the
-/// client's pace, not a synchronisation) from a thread of its own, while
-/// this thread reads the answer. Write errors end the writer quietly: a
-/// server that refused the request may stop reading or close. Returns the
-/// answer and how many bytes were written.
-pub fn send_while_reading(
+/// client's pace, not a synchronisation), and only then reads the answer,
+/// as a client that sends its whole request before reading does. Write
+/// errors end the writing quietly. A server that refuses part way must
+/// keep reading (and discarding) until the client has sent everything, or
+/// its close resets the connection and the answer is lost before it is
+/// read (a lingering close keeps it). Returns the answer and how many bytes
+/// were written.
+pub fn send_then_read(
     addr: SocketAddr,
-    pieces: Vec<Vec<u8>>,
+    pieces: &[Vec<u8>],
     pace: Duration,
     within: Duration,
 ) -> (io::Result<Answer>, u64) {
-    let mut reader = connect(addr);
-    let mut writer = reader.try_clone().unwrap();
-    let _ = writer.set_write_timeout(Some(within));
-    let written = Arc::new(AtomicU64::new(0));
-    let counted = written.clone();
-    let t = std::thread::spawn(move || {
-        for (i, piece) in pieces.iter().enumerate() {
-            if i > 0 && !pace.is_zero() {
-                std::thread::sleep(pace);
-            }
-            if writer.write_all(piece).is_err() {
-                return;
-            }
-            counted.fetch_add(piece.len() as u64, Ordering::Relaxed);
+    let mut s = connect(addr);
+    let _ = s.set_write_timeout(Some(within));
+    let mut written = 0u64;
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 && !pace.is_zero() {
+            std::thread::sleep(pace);
         }
-    });
-    let answer = read_answer(&mut reader, within);
-    drop(reader.shutdown(std::net::Shutdown::Both)); // ends a writer still blocked
-    t.join().unwrap();
-    (answer, written.load(Ordering::Relaxed))
+        if s.write_all(piece).is_err() {
+            break;
+        }
+        written += piece.len() as u64;
+    }
+    (read_answer(&mut s, within), written)
 }
 
 /// `bytes` cut into pieces of 1 to `max` bytes (sizes from `mix`).
