@@ -100,17 +100,14 @@ impl HeadReader {
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Progress {
         let take = bytes.len().min(self.room());
         self.buf.extend_from_slice(&bytes[..take]);
-        if let Some(end) = self.head_end() {
-            return parse(&mut self.buf, end);
+        match self.head_end() {
+            Some(end) if end <= MAX_HEAD => parse(&mut self.buf, end),
+            _ if self.buf.len() <= MAX_HEAD => Progress::More,
+            _ => Progress::Refuse(match self.buf.iter().position(|&b| b == b'\n') {
+                Some(line_end) if line_end < MAX_HEAD => Refusal::new(431, "the request head is larger than 64 KiB"),
+                _ => Refusal::new(414, "the request line is longer than 64 KiB"),
+            }),
         }
-        if self.buf.len() > MAX_HEAD {
-            return Progress::Refuse(if self.buf.contains(&b'\n') {
-                Refusal::new(431, "the request head is larger than 64 KiB")
-            } else {
-                Refusal::new(414, "the request line is longer than 64 KiB")
-            });
-        }
-        Progress::More
     }
 
     /// The end of the head (just past its blank line), searching only bytes

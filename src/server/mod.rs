@@ -373,7 +373,12 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<native_tls::TlsAcceptor, Erro
             key.display()
         ))
     })?;
-    native_tls::TlsAcceptor::new(identity).map_err(|e| Error::InvalidArgument(format!("TLS server setup failed: {e}")))
+    // TLS 1.2 at least, whatever the host's OpenSSL defaults. native-tls's
+    // OpenSSL acceptor (Mozilla's intermediate profile) does not offer 1.3.
+    native_tls::TlsAcceptor::builder(identity)
+        .min_protocol_version(Some(native_tls::Protocol::Tlsv12))
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("TLS server setup failed: {e}")))
 }
 
 /// Whether the private key is the one of the chain's first certificate
