@@ -3,10 +3,12 @@
 //! answers read with a deadline, sockets that stay silent or trickle one
 //! byte at a time, and the probes that tell whether the server closed one.
 //!
-//! Every wait here is bounded: reads carry a timeout, loops a count and a
-//! deadline. A writer that outlives the server's interest in it (it keeps
-//! sending after the answer) runs on a thread of its own, so the reader can
-//! take the answer while the writer is still writing.
+//! Every wait here is bounded: reads carry a timeout, writes too, loops a
+//! count and a deadline. A refused client sends everything before it reads
+//! (`send_then_read`), as a client that sends a whole request first does:
+//! on Linux an answer already received stays readable after a reset, so
+//! whether every write succeeded is what tells a lingering close from an
+//! abrupt one.
 #![allow(dead_code)]
 
 use std::io::{self, ErrorKind, Read, Write};
