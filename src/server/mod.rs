@@ -227,7 +227,7 @@ impl ServerBuilder {
             }
         }
         let tls = self.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
-        let listener = TcpListener::bind(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+        let listener = listen(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let stop = StopSignal::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
         let shared = Arc::new(ServerShared {
@@ -349,6 +349,21 @@ impl Server {
     pub fn stop(&self) -> Result<(), Error> {
         self.shared.stop()
     }
+}
+
+/// Connections the kernel queues for the acceptor: a burst of hundreds of
+/// connects (say, silent sockets) must not overflow the queue and cost
+/// real clients a SYN retransmit (std listens with 128).
+const BACKLOG: i32 = 4096;
+
+/// Listens on `addr` as std does (SO_REUSEADDR), with a deeper queue.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The TLS side of a wss:// server, from PEM files.
