@@ -72,8 +72,6 @@ struct Acceptor<'a> {
     overflow: Overflow,
     /// Accepting again after this (out of descriptors).
     paused_until: Option<Instant>,
-    /// The server stopped or wsc shut down: accept nothing more.
-    closed: bool,
 }
 
 /// Runs the acceptor until the server stops.
@@ -85,9 +83,8 @@ pub(crate) fn run(server: &Arc<ServerShared>, listener: &TcpListener) {
         chunk: vec![0; 16 << 10],
         overflow: Overflow::default(),
         paused_until: None,
-        closed: false,
     };
-    while !server.stop.is_raised() && !a.closed {
+    while !server.stop.is_raised() {
         a.turn();
     }
 }
