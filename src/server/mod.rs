@@ -209,7 +209,7 @@ impl ServerBuilder {
             max_connections: AtomicUsize::new(1000),
             max_message_size: AtomicUsize::new(64 << 20),
             handshake_timeout_ms: AtomicU64::new(10_000),
-            max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING),
+            max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING as usize),
             stop,
             live: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
