@@ -117,8 +117,10 @@ impl Backoff {
     fn cap(&self, attempt: u32) -> Duration {
         let Reconnect { min_delay, max_delay, .. } = self.settings;
         let base = if min_delay.is_zero() { ZERO_MIN_BASE } else { min_delay };
-        let doubling = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        base.checked_mul(doubling).unwrap_or(max_delay).min(max_delay)
+        // Past 31 doublings (or an overflow) the cap is the maximum: it never stalls below it.
+        1u32.checked_shl(attempt.saturating_sub(1))
+            .and_then(|doubling| base.checked_mul(doubling))
+            .map_or(max_delay, |cap| cap.min(max_delay))
     }
 
     /// Uniform in [0, 1] (xorshift64*; no cryptographic needs here).
@@ -204,7 +206,9 @@ mod tests {
             b.next(None).unwrap();
         }
         let tiny = Reconnect { min_delay: Duration::from_nanos(1), max_delay: Duration::MAX, max_attempts: 0 };
-        assert!(caps(tiny, 40).windows(2).all(|w| w[0] < w[1]));
+        let tiny_caps = caps(tiny, 40);
+        assert!(tiny_caps.windows(2).all(|w| w[0] < w[1] || w[1] == Duration::MAX), "{tiny_caps:?}");
+        assert_eq!(tiny_caps[39], Duration::MAX, "no plateau below the maximum");
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn connect_reply_right_at_16_kib_passes_interim_heads_included() {
 /// domain name), in one piece.
 fn largest_socks_reply() -> Vec<u8> {
     let mut r = vec![5, 0, 5, 0, 0, 3, 255];
-    r.extend(std::iter::repeat_n(b'n', 255));
+    r.extend_from_slice(&[b'n'; 255]);
     r.extend_from_slice(&[0x1f, 0x90]);
     r
 }
@@ -234,8 +234,11 @@ fn upgrade_of(request: &str, len: usize) -> Vec<u8> {
     head
 }
 
+/// Makes the upgrade response from the request head.
+type Shape = fn(&str) -> Vec<u8>;
+
 /// A server answering the upgrade with `shape(request)` delivered as `how`.
-fn upgrade_peer(shape: fn(&str) -> Vec<u8>, how: Delivery) -> (TcpServer, Receiver<bool>) {
+fn upgrade_peer(shape: Shape, how: Delivery) -> (TcpServer, Receiver<bool>) {
     let (tx, rx) = bounded(1);
     let server = TcpServer::local(move |mut s| {
         let Ok(request) = read_request(&mut s) else { return };
@@ -248,7 +251,7 @@ fn upgrade_peer(shape: fn(&str) -> Vec<u8>, how: Delivery) -> (TcpServer, Receiv
 #[test]
 fn upgrade_response_past_64_kib_ends_the_connection_however_it_arrives() {
     let healthy = Healthy::open();
-    let shapes: [(&str, fn(&str) -> Vec<u8>); 4] = [
+    let shapes: [(&str, Shape); 4] = [
         ("100 KB with no newline", |_| {
             let mut r = b"HTTP/1.1 101 ".to_vec();
             r.resize(100_000, b'a');
