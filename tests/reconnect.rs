@@ -293,7 +293,8 @@ fn a_zero_minimum_delay_still_backs_off_against_a_server_that_drops_after_the_up
         }
     }
     let attempts = delays.len();
-    assert!((1..=15).contains(&attempts), "{attempts} reconnect attempts in 2 s: {delays:?}");
+    let first = &delays[..attempts.min(20)];
+    assert!((1..=15).contains(&attempts), "{attempts} reconnect attempts in 2 s, the first delays: {first:?}");
     assert!(upgrades.load(std::sync::atomic::Ordering::SeqCst) <= 16);
     conn.close().unwrap();
     let (_, end) = finish(&rx);
