@@ -170,6 +170,14 @@ static void stats_count_messages_and_connect_phases(void)
     CHECK(s.reconnects == 0);
     CHECK(s.tcp_us > 0 && s.upgrade_us > 0);
     CHECK(s.tls_us == 0 && s.proxy_us == 0 && s.dns_us == 0); /* ws:// to an IP literal */
+    /* A struct_size ending inside a field: that field is not touched, and
+       struct_size comes back as the end of the last whole field. */
+    memset(&s, 0xA5, sizeof s);
+    s.struct_size = offsetof(wsc_stats, messages_sent) + 4;
+    CHECK_ST(wsc_get_stats(id, &s), WSC_OK);
+    CHECK(s.struct_size == offsetof(wsc_stats, messages_sent));
+    CHECK(s.bytes_sent == 7 && s.bytes_received == 7);
+    CHECK(s.messages_sent == 0xA5A5A5A5A5A5A5A5ULL);
     s.struct_size = 0;
     CHECK_ST(wsc_get_stats(id, &s), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_get_stats(id, NULL), WSC_ERR_INVALID_ARGUMENT);
