@@ -405,28 +405,7 @@ impl Proxy {
         }
         request.push_str("\r\n");
         io.write_all(request.as_bytes(), "sending CONNECT")?;
-        // Interim (1xx) replies come before the final one and are skipped
-        // (RFC 9110 §15.2); every head counts against one budget, so a proxy
-        // sending endless `100 Continue` heads hits the limit.
-        let mut budget = MAX_REPLY_HEAD;
-        let (status, reason) = loop {
-            let head = io.read_reply_head(&mut budget)?;
-            let (status, reason) = status_line(&head)?;
-            match status {
-                101 => {
-                    return Err(ConnectionError::new(
-                        ErrorKind::Proxy { status: Some(101) },
-                        format!(
-                            "answered CONNECT to {target} with HTTP 101 Switching Protocols, which opens no tunnel \
-                             (a CONNECT asks for no protocol switch; only a 2xx opens the tunnel, RFC 9110 §9.3.6)"
-                        ),
-                    )
-                    .into())
-                }
-                100..=199 => continue,
-                _ => break (status, reason),
-            }
-        };
+        let (status, reason) = io.final_reply(&target)?;
         if (200..300).contains(&status) {
             return Ok(());
         }
@@ -615,6 +594,34 @@ impl ProxyIo<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The status and reason of the final reply to `CONNECT`. Interim (1xx)
+    /// replies come before it and are skipped (RFC 9110 §15.2); every head
+    /// counts against one budget of [`MAX_REPLY_HEAD`], so a proxy sending
+    /// endless `100 Continue` heads hits the limit.
+    ///
+    /// # Errors
+    /// A head past the budget or not HTTP; a 101, which opens no tunnel.
+    fn final_reply(&mut self, target: &str) -> Result<(u16, String), DialError> {
+        let mut budget = MAX_REPLY_HEAD;
+        loop {
+            let head = self.read_reply_head(&mut budget)?;
+            match status_line(&head)? {
+                (101, _) => {
+                    return Err(ConnectionError::new(
+                        ErrorKind::Proxy { status: Some(101) },
+                        format!(
+                            "answered CONNECT to {target} with HTTP 101 Switching Protocols, which opens no tunnel \
+                             (a CONNECT asks for no protocol switch; only a 2xx opens the tunnel, RFC 9110 §9.3.6)"
+                        ),
+                    )
+                    .into())
+                }
+                (100..=199, _) => continue,
+                last => return Ok(last),
+            }
+        }
     }
 
     /// Reads one head of the `CONNECT` reply and not one byte more: peeks,
