@@ -900,9 +900,11 @@ enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_re
  * picks a free one, see `wsc_server_local_port`), serving every
  * `*.websocket` descriptor in `descriptor_dir` (NULL: none; add endpoints
  * with `wsc_server_add_endpoint`) at `/websockets/v4/service/<endpoint>`,
- * and a small test page at `/`. Each accepted connection gets an id and a
- * worker thread like a client's; its events go to the endpoint's named
- * handler, where `wsc_get_endpoint()` names the endpoint.
+ * and a small test page at `/`. One acceptor thread reads every pending
+ * request head (no thread per socket; see `wsc_server_set_max_pending`);
+ * each admitted upgrade gets an id and a worker thread like a client's;
+ * its events go to the endpoint's named handler, where
+ * `wsc_get_endpoint()` names the endpoint.
  * WSC_ERR_INVALID_ARGUMENT for a bad address, a missing directory or a bad
  * descriptor (wsc_last_error names the file and the field; nothing is
  * served then); WSC_ERR_INTERNAL if the address cannot be bound (the OS
@@ -910,6 +912,20 @@ enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_re
  * `*out_server` is the caller's until `wsc_server_stop`. Any thread.
  */
 enum wsc_status wsc_server_start(const char *bind_address, const char *descriptor_dir, struct wsc_server **out_server);
+
+/**
+ * Like `wsc_server_start`, serving wss://: `cert_chain_pem_path` names a
+ * PEM file with the server's certificate first and its chain after it,
+ * `key_pem_path` its private key in PKCS#8 PEM ("BEGIN PRIVATE KEY"). The
+ * TLS handshake runs on the server's acceptor thread, never on a thread
+ * of its own, and counts against the handshake timeout and the pending
+ * limit like the request head. WSC_ERR_INVALID_ARGUMENT as for
+ * `wsc_server_start`, and for NULL paths, an unreadable file or a key
+ * that does not fit the certificate (wsc_last_error says which); nothing
+ * is served then. `*out_server` is the caller's until `wsc_server_stop`.
+ * Any thread.
+ */
+enum wsc_status wsc_server_start_tls(const char *bind_address, const char *descriptor_dir, const char *cert_chain_pem_path, const char *key_pem_path, struct wsc_server **out_server);
 
 /**
  * Serves `endpoint` (ASCII letters, digits, '-', '_', '.'; not "." or "..")
@@ -925,11 +941,13 @@ enum wsc_status wsc_server_add_endpoint(struct wsc_server *server_, const char *
 uint16_t wsc_server_local_port(const struct wsc_server *server_);
 
 /**
- * Limits for new connections: at most `max_connections` at once (503 past
- * it; default 1000), incoming messages of at most `max_message_size` bytes
- * (default 64 MiB; a larger one ends that connection with 1009), the
- * upgrade within `handshake_timeout_ms` (default 10000). A zero value is
- * WSC_ERR_INVALID_ARGUMENT.
+ * Limits for new connections: at most `max_connections` admitted at once
+ * (503 past it, answered without a thread; default 1000; sockets still
+ * sending their head are not counted, see `wsc_server_set_max_pending`),
+ * incoming messages of at most `max_message_size` bytes (default 64 MiB; a
+ * larger one ends that connection with 1009), the TLS handshake and the
+ * request head within `handshake_timeout_ms` (default 10000; the socket is
+ * closed past it). A zero value is WSC_ERR_INVALID_ARGUMENT. Any thread.
  */
 enum wsc_status wsc_server_set_limits(struct wsc_server *server_, uint32_t max_connections, size_t max_message_size, uint32_t handshake_timeout_ms);
 
