@@ -29,11 +29,6 @@
 #define WSC_VERSION_NUM 0x000100
 
 /**
- * Sockets waiting for their request head at once, by default.
- */
-#define DEFAULT_MAX_PENDING 1024
-
-/**
  * What a wsc function returns. Details of a failure: `wsc_last_error()`.
  */
 typedef enum wsc_status {
@@ -286,13 +281,18 @@ typedef void (*wsc_on_pong_fn)(wsc_id id, const uint8_t *data, size_t len, uint3
 
 /**
  * A connection's counters. Set `struct_size` to `sizeof(wsc_stats)` before
- * calling `wsc_get_stats`; later versions only append fields, and a library
- * fills no more than `struct_size` bytes (nor more than it knows), writing
- * back in `struct_size` how many it filled.
+ * calling `wsc_get_stats`; later versions only append fields. A library
+ * fills whole fields only: those that end within `struct_size` bytes (and
+ * that it knows), never part of one, and writes back in `struct_size` where
+ * the last field it filled ends (`offsetof + sizeof` of that field: with
+ * this header, `offsetof(wsc_stats, proxy_us) + 4`, which is less than
+ * `sizeof(wsc_stats)` by the trailing padding). So field `f` was filled
+ * when `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
  */
 typedef struct wsc_stats {
   /**
-   * The caller sets sizeof(wsc_stats); on return, the bytes filled.
+   * The caller sets sizeof(wsc_stats); on return, the end of the last
+   * field filled.
    */
   size_t struct_size;
   /**
@@ -333,8 +333,8 @@ typedef struct wsc_stats {
    */
   uint32_t last_rtt_us;
   /**
-   * Times the connection was re-established (wsc does not reconnect by
-   * itself in this version: 0).
+   * Reconnect attempts announced (one per `on_reconnecting`; see
+   * `wsc_options_set_reconnect`); 0 without reconnect.
    */
   uint32_t reconnects;
   /**
@@ -717,8 +717,10 @@ enum wsc_status wsc_ping(wsc_id id, const uint8_t *data, size_t len);
 /**
  * Copies the connection's counters into `*out` (see `wsc_stats`), from any
  * thread, including its own callbacks (in the terminal callback they are
- * final). WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size` smaller than
- * a `size_t`; WSC_ERR_UNKNOWN_ID once finished.
+ * final). Only whole fields are written (see `wsc_stats`); nothing past
+ * `struct_size`. WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size`
+ * smaller than a `size_t` (nothing is written); WSC_ERR_UNKNOWN_ID once
+ * finished.
  */
 enum wsc_status wsc_get_stats(wsc_id id, struct wsc_stats *out);
 
@@ -873,6 +875,10 @@ enum wsc_status wsc_options_set_proxy_from_env(struct wsc_options *o, bool enabl
  * `on_open` runs again on success (once per successful (re)connect); the
  * one terminal callback comes when wsc gives up or the application closes.
  * What is retried and what happens to queued messages: README, "Reconnect".
+ * A `min_delay_ms` of 0 means 100 ms (capped by `max_delay_ms`): the
+ * delays' cap always grows, so no setting retries without a delay (a
+ * server that drops every connection after the upgrade gets a handful of
+ * attempts in the first seconds, not thousands).
  * WSC_ERR_INVALID_ARGUMENT if `max_delay_ms` is 0 or below `min_delay_ms`.
  */
 enum wsc_status wsc_options_set_reconnect(struct wsc_options *o, uint32_t min_delay_ms, uint32_t max_delay_ms, uint32_t max_attempts);

@@ -40,7 +40,7 @@ use tungstenite::handshake::server::Request;
 pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
 
 /// Sockets waiting for their request head at once, by default.
-pub const DEFAULT_MAX_PENDING: u32 = 1024;
+const DEFAULT_MAX_PENDING: u32 = 1024;
 
 /// The page served at `/` and `/index.html`.
 const PAGE: &str = include_str!("page.html");
@@ -310,7 +310,7 @@ impl Server {
     }
 
     /// At most `max` accepted sockets waiting for (or sending) their request
-    /// head at once (default [`DEFAULT_MAX_PENDING`]); a socket accepted past
+    /// head at once (default 1,024); a socket accepted past
     /// it is closed at once, counted, and logged at WARN at most once a
     /// second. Each pending socket is also bounded by the handshake timeout.
     ///
