@@ -284,10 +284,10 @@ typedef void (*wsc_on_pong_fn)(wsc_id id, const uint8_t *data, size_t len, uint3
  * calling `wsc_get_stats`; later versions only append fields. A library
  * fills whole fields only: those that end within `struct_size` bytes (and
  * that it knows), never part of one, and writes back in `struct_size` where
- * the last field it filled ends (`offsetof + sizeof` of that field: with
- * this header, `offsetof(wsc_stats, proxy_us) + 4`, which is less than
- * `sizeof(wsc_stats)` by the trailing padding). So field `f` was filled
- * when `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
+ * the last field it filled ends (`offsetof + sizeof` of that field; for
+ * the whole struct of this header, `sizeof(wsc_stats)`: the struct has no
+ * trailing padding, `reserved` fills it). So field `f` was filled when
+ * `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
  */
 typedef struct wsc_stats {
   /**
@@ -360,6 +360,11 @@ typedef struct wsc_stats {
    * The proxy's CONNECT or SOCKS exchange.
    */
   uint32_t proxy_us;
+  /**
+   * Always 0. It keeps the struct free of trailing padding, so a field a
+   * later version appends can never be mistaken for one already filled.
+   */
+  uint32_t reserved;
 } wsc_stats;
 
 /**

@@ -213,7 +213,7 @@ fn connect_phases_are_measured_and_fit_in_the_connect() {
     let mut c = ffi::wsc_stats { struct_size: std::mem::size_of::<ffi::wsc_stats>(), ..Default::default() };
     assert_eq!(unsafe { ffi::wsc_get_stats(conn.id(), &mut c) }, wsc_status::WSC_OK);
     assert_eq!(u128::from(c.tls_us), p.tls.as_micros());
-    assert_eq!(c.struct_size, std::mem::offset_of!(ffi::wsc_stats, proxy_us) + 4, "the end of the last field");
+    assert_eq!(c.struct_size, std::mem::size_of::<ffi::wsc_stats>(), "the whole struct, every field");
     close_cleanly(&conn, &rx);
 
     // ws:// to an IP literal: no DNS, no TLS.
@@ -276,6 +276,7 @@ fn every_struct_size_gets_whole_fields_only(id: u64) {
         offset_of!(ffi::wsc_stats, tls_us) + 4,
         offset_of!(ffi::wsc_stats, upgrade_us) + 4,
         offset_of!(ffi::wsc_stats, proxy_us) + 4,
+        offset_of!(ffi::wsc_stats, reserved) + 4,
     ];
     let mut full = ffi::wsc_stats { struct_size: sizeof, ..Default::default() };
     assert_eq!(unsafe { ffi::wsc_get_stats(id, &mut full) }, wsc_status::WSC_OK);

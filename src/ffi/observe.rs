@@ -9,7 +9,7 @@ use super::wsc_id;
 use crate::error::{ConnectionError, Error, ErrorKind};
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
-use std::mem::size_of;
+use std::mem::{offset_of, size_of};
 
 /// Receives a pong: its payload (valid only during the call), the
 /// round-trip time in microseconds of the ping it answers (keepalive or
@@ -58,10 +58,10 @@ pub unsafe extern "C" fn wsc_ping(id: wsc_id, data: *const u8, len: usize) -> ws
 /// calling `wsc_get_stats`; later versions only append fields. A library
 /// fills whole fields only: those that end within `struct_size` bytes (and
 /// that it knows), never part of one, and writes back in `struct_size` where
-/// the last field it filled ends (`offsetof + sizeof` of that field: with
-/// this header, `offsetof(wsc_stats, proxy_us) + 4`, which is less than
-/// `sizeof(wsc_stats)` by the trailing padding). So field `f` was filled
-/// when `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
+/// the last field it filled ends (`offsetof + sizeof` of that field; for
+/// the whole struct of this header, `sizeof(wsc_stats)`: the struct has no
+/// trailing padding, `reserved` fills it). So field `f` was filled when
+/// `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct wsc_stats {
@@ -103,10 +103,16 @@ pub struct wsc_stats {
     pub upgrade_us: u32,
     /// The proxy's CONNECT or SOCKS exchange.
     pub proxy_us: u32,
+    /// Always 0. It keeps the struct free of trailing padding, so a field a
+    /// later version appends can never be mistaken for one already filled.
+    pub reserved: u32,
 }
 
+// Every byte of the struct is a field: no padding a later field could take.
+const _: () = assert!(offset_of!(wsc_stats, reserved) + size_of::<u32>() == size_of::<wsc_stats>());
+
 /// Each field of `wsc_stats` after `struct_size`: its offset and size.
-const STATS_FIELDS: [(usize, usize); 15] = {
+const STATS_FIELDS: [(usize, usize); 16] = {
     use std::mem::offset_of;
     const U64: usize = size_of::<u64>();
     const U32: usize = size_of::<u32>();
@@ -126,6 +132,7 @@ const STATS_FIELDS: [(usize, usize); 15] = {
         (offset_of!(wsc_stats, tls_us), U32),
         (offset_of!(wsc_stats, upgrade_us), U32),
         (offset_of!(wsc_stats, proxy_us), U32),
+        (offset_of!(wsc_stats, reserved), U32),
     ]
 };
 
@@ -190,6 +197,7 @@ pub unsafe extern "C" fn wsc_get_stats(id: wsc_id, out: *mut wsc_stats) -> wsc_s
             tls_us: us(p.tls),
             upgrade_us: us(p.upgrade),
             proxy_us: us(p.proxy),
+            reserved: 0,
         };
         // SAFETY: the caller's struct has `size` writable bytes.
         unsafe { write_whole_fields(&full, out, size) };
