@@ -102,6 +102,11 @@ impl StopSignal {
         self.raised.load(Ordering::SeqCst)
     }
 
+    /// The eventfd, readable once raised (for a caller polling many sockets).
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Blocks until `socket` is ready for `interest`, the signal is raised,
     /// or `deadline` passes.
     pub(crate) fn wait(&self, socket: RawFd, interest: Interest, deadline: Option<Instant>) -> Readiness {
@@ -163,7 +168,7 @@ pub(crate) fn deadline_in(timeout: Duration) -> Option<Instant> {
 /// Milliseconds until `deadline` for `poll(2)`: rounded up, so the worker
 /// never wakes just before the deadline and spins; capped at `i32::MAX`
 /// (about 24 days), after which the caller simply polls again.
-fn poll_timeout(deadline: Instant) -> i32 {
+pub(crate) fn poll_timeout(deadline: Instant) -> i32 {
     let left = deadline.saturating_duration_since(Instant::now());
     i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
 }

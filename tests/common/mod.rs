@@ -20,6 +20,7 @@ use wsc::{Builder, Connection, ConnectionError, ErrorKind, Event, Message, Optio
 
 pub mod dns;
 pub mod peers;
+pub mod raw_http;
 
 /// How long any single expected event may take. Generous: two shared cores.
 pub const DEADLINE: Duration = Duration::from_secs(20);
