@@ -234,4 +234,30 @@ mod tests {
         }
         assert_eq!(poll_timeout(now + Duration::from_secs(1 << 40)), i32::MAX);
     }
+
+    #[test]
+    fn wait_all_reports_each_fd_and_wakes_on_signal() {
+        use super::{eventfd, signal, Interest, Waker};
+        use std::os::fd::AsRawFd;
+        let waker = Waker::new().unwrap();
+        let (quiet, ready) = (eventfd().unwrap(), eventfd().unwrap());
+        let read = Interest { read: true, write: false };
+        let fds = [(quiet.as_raw_fd(), read), (ready.as_raw_fd(), read)];
+        // Nothing ready: the deadline ends the wait, nothing reported.
+        let r = waker.wait_all(&fds, Some(Instant::now() + Duration::from_millis(10)));
+        assert!(r.iter().all(|r| !r.readable && !r.writable && !r.hangup), "{r:?}");
+        // One ready: reported at its place, with no deadline at all.
+        signal(&ready);
+        let r = waker.wait_all(&fds, None);
+        assert!(!r[0].readable && r[1].readable, "{r:?}");
+        // The eventfd written: returns with nothing ready (with no deadline,
+        // only the signal can end this wait).
+        waker.signal();
+        let r = waker.wait_all(&fds[..1], None);
+        assert!(!r[0].readable);
+        // Drained: the next wait lasts until its deadline.
+        let started = Instant::now();
+        waker.wait_all(&fds[..1], Some(started + Duration::from_millis(20)));
+        assert!(started.elapsed() >= Duration::from_millis(20));
+    }
 }
