@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,7 @@ static void ping_reaches_on_pong_with_the_rtt(void)
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;
     CHECK_ST(wsc_get_stats(id, &s), WSC_OK);
+    /* The whole struct: its last field ends at sizeof (no trailing padding). */
     CHECK(s.struct_size == sizeof s);
     CHECK(s.pings_sent == 1 && s.pongs_received == 1);
     CHECK(s.last_rtt_us == r.pong_rtt_us);
@@ -168,6 +170,14 @@ static void stats_count_messages_and_connect_phases(void)
     CHECK(s.reconnects == 0);
     CHECK(s.tcp_us > 0 && s.upgrade_us > 0);
     CHECK(s.tls_us == 0 && s.proxy_us == 0 && s.dns_us == 0); /* ws:// to an IP literal */
+    /* A struct_size ending inside a field: that field is not touched, and
+       struct_size comes back as the end of the last whole field. */
+    memset(&s, 0xA5, sizeof s);
+    s.struct_size = offsetof(wsc_stats, messages_sent) + 4;
+    CHECK_ST(wsc_get_stats(id, &s), WSC_OK);
+    CHECK(s.struct_size == offsetof(wsc_stats, messages_sent));
+    CHECK(s.bytes_sent == 7 && s.bytes_received == 7);
+    CHECK(s.messages_sent == 0xA5A5A5A5A5A5A5A5ULL);
     s.struct_size = 0;
     CHECK_ST(wsc_get_stats(id, &s), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_get_stats(id, NULL), WSC_ERR_INVALID_ARGUMENT);

@@ -2,7 +2,8 @@
  * server_test: the endpoint server's C contract (wsc_server_*,
  * wsc_get_endpoint), from C, against itself on loopback: one C handler
  * serving both sides, server-side ids taking the same calls as clients,
- * NULL and bad UTF-8 on every pointer, bad names and descriptors, limits,
+ * NULL and bad UTF-8 on every pointer, bad names and descriptors, limits
+ * (the pending-handshake cap included),
  * stop from inside a handler refused, stop closing clients with 1001.
  *
  *   server_test
@@ -170,6 +171,7 @@ static void test_bad_arguments(void)
     CHECK(wsc_server_local_port(NULL) == 0);
     CHECK_ST(wsc_server_add_endpoint(NULL, "e", "h"), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_server_set_limits(NULL, 1, 1, 1), WSC_ERR_INVALID_ARGUMENT);
+    CHECK_ST(wsc_server_set_max_pending(NULL, 1024), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_server_add_allowed_origin(NULL, "http://x"), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_server_stop(NULL), WSC_ERR_INVALID_ARGUMENT);
     s = start();
@@ -191,6 +193,11 @@ static void test_bad_arguments(void)
     CHECK_ST(wsc_server_add_endpoint(s, "later", "not-registered-yet"), WSC_OK);
     CHECK_ST(wsc_server_set_limits(s, 0, 1, 1), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_server_set_limits(s, 10, 1 << 20, 5000), WSC_OK);
+    CHECK_ST(wsc_server_set_max_pending(s, 0), WSC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(wsc_last_error(), "pending") != NULL);
+    CHECK_ST(wsc_server_set_max_pending(s, UINT32_MAX), WSC_OK);
+    CHECK_ST(wsc_server_set_max_pending(s, 1), WSC_OK);
+    CHECK_ST(wsc_server_set_max_pending(s, 1024), WSC_OK);
     CHECK_ST(wsc_server_add_allowed_origin(s, NULL), WSC_ERR_INVALID_ARGUMENT);
     CHECK_ST(wsc_server_add_allowed_origin(s, "http://127.0.0.1"), WSC_OK);
     CHECK(wsc_get_endpoint() == NULL); /* outside a handler */

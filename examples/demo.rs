@@ -6,6 +6,7 @@
 //!
 //!     cargo run --release --example demo
 //!     cargo run --release --example demo -- --serve [PORT]   # keep serving (default 8080)
+//!     cargo run --release --example demo -- --serve PORT --tls CERT_CHAIN_PEM KEY_PEM   # the same over wss://
 
 use std::time::Duration;
 use wsc::{Builder, Connection, Event, Message, Server};
@@ -66,19 +67,37 @@ fn endpoints_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/endpoints")
 }
 
+/// `--tls CERT_CHAIN_PEM KEY_PEM` anywhere in the arguments: serve wss://.
+fn tls_files(args: &[String]) -> Result<Option<(String, String)>, String> {
+    let Some(at) = args.iter().position(|a| a == "--tls") else { return Ok(None) };
+    match (args.get(at + 1), args.get(at + 2)) {
+        (Some(cert), Some(key)) => Ok(Some((cert.clone(), key.clone()))),
+        _ => Err("--tls needs two files: CERT_CHAIN_PEM KEY_PEM".into()),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let serve = args.first().map(String::as_str) == Some("--serve");
+    let tls = tls_files(&args)?;
     let (done_tx, done) = crossbeam_channel::unbounded();
     register_seed_handler(done_tx)?;
-    let bind =
-        if serve { format!("127.0.0.1:{}", args.get(1).map_or("8080", String::as_str)) } else { "127.0.0.1:0".into() };
-    let server = Server::bind(&bind).descriptors(endpoints_dir()).start()?;
+    let bind = match args.get(1) {
+        Some(port) if serve && !port.starts_with("--") => format!("127.0.0.1:{port}"),
+        _ if serve => "127.0.0.1:8080".into(),
+        _ => "127.0.0.1:0".into(),
+    };
+    let mut builder = Server::bind(&bind).descriptors(endpoints_dir());
+    if let Some((cert, key)) = &tls {
+        builder = builder.tls(cert, key);
+    }
+    let server = builder.start()?;
     let port = server.local_addr().port();
     println!("endpoint server on 127.0.0.1:{port}, endpoints from {}", endpoints_dir().display());
     println!("  {}  (handler {HANDLER})", server.url("my-endpoint"));
     println!("  {}  (echo)", server.url("echo"));
-    println!("open http://127.0.0.1:{port}/ in a browser to talk to them");
+    let page = if tls.is_some() { "https" } else { "http" };
+    println!("open {page}://127.0.0.1:{port}/ in a browser to talk to them");
     if serve {
         println!("serving until killed");
         loop {

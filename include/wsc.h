@@ -281,13 +281,18 @@ typedef void (*wsc_on_pong_fn)(wsc_id id, const uint8_t *data, size_t len, uint3
 
 /**
  * A connection's counters. Set `struct_size` to `sizeof(wsc_stats)` before
- * calling `wsc_get_stats`; later versions only append fields, and a library
- * fills no more than `struct_size` bytes (nor more than it knows), writing
- * back in `struct_size` how many it filled.
+ * calling `wsc_get_stats`; later versions only append fields. A library
+ * fills whole fields only: those that end within `struct_size` bytes (and
+ * that it knows), never part of one, and writes back in `struct_size` where
+ * the last field it filled ends (`offsetof + sizeof` of that field; for
+ * the whole struct of this header, `sizeof(wsc_stats)`: the struct has no
+ * trailing padding, `reserved` fills it). So field `f` was filled when
+ * `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
  */
 typedef struct wsc_stats {
   /**
-   * The caller sets sizeof(wsc_stats); on return, the bytes filled.
+   * The caller sets sizeof(wsc_stats); on return, the end of the last
+   * field filled.
    */
   size_t struct_size;
   /**
@@ -328,8 +333,8 @@ typedef struct wsc_stats {
    */
   uint32_t last_rtt_us;
   /**
-   * Times the connection was re-established (wsc does not reconnect by
-   * itself in this version: 0).
+   * Reconnect attempts announced (one per `on_reconnecting`; see
+   * `wsc_options_set_reconnect`); 0 without reconnect.
    */
   uint32_t reconnects;
   /**
@@ -355,6 +360,11 @@ typedef struct wsc_stats {
    * The proxy's CONNECT or SOCKS exchange.
    */
   uint32_t proxy_us;
+  /**
+   * Always 0. It keeps the struct free of trailing padding, so a field a
+   * later version appends can never be mistaken for one already filled.
+   */
+  uint32_t reserved;
 } wsc_stats;
 
 /**
@@ -712,8 +722,10 @@ enum wsc_status wsc_ping(wsc_id id, const uint8_t *data, size_t len);
 /**
  * Copies the connection's counters into `*out` (see `wsc_stats`), from any
  * thread, including its own callbacks (in the terminal callback they are
- * final). WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size` smaller than
- * a `size_t`; WSC_ERR_UNKNOWN_ID once finished.
+ * final). Only whole fields are written (see `wsc_stats`); nothing past
+ * `struct_size`. WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size`
+ * smaller than a `size_t` (nothing is written); WSC_ERR_UNKNOWN_ID once
+ * finished.
  */
 enum wsc_status wsc_get_stats(wsc_id id, struct wsc_stats *out);
 
@@ -868,6 +880,10 @@ enum wsc_status wsc_options_set_proxy_from_env(struct wsc_options *o, bool enabl
  * `on_open` runs again on success (once per successful (re)connect); the
  * one terminal callback comes when wsc gives up or the application closes.
  * What is retried and what happens to queued messages: README, "Reconnect".
+ * A `min_delay_ms` of 0 means 100 ms (capped by `max_delay_ms`): the
+ * delays' cap always grows, so no setting retries without a delay (a
+ * server that drops every connection after the upgrade gets a handful of
+ * attempts in the first seconds, not thousands).
  * WSC_ERR_INVALID_ARGUMENT if `max_delay_ms` is 0 or below `min_delay_ms`.
  */
 enum wsc_status wsc_options_set_reconnect(struct wsc_options *o, uint32_t min_delay_ms, uint32_t max_delay_ms, uint32_t max_attempts);
@@ -884,9 +900,11 @@ enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_re
  * picks a free one, see `wsc_server_local_port`), serving every
  * `*.websocket` descriptor in `descriptor_dir` (NULL: none; add endpoints
  * with `wsc_server_add_endpoint`) at `/websockets/v4/service/<endpoint>`,
- * and a small test page at `/`. Each accepted connection gets an id and a
- * worker thread like a client's; its events go to the endpoint's named
- * handler, where `wsc_get_endpoint()` names the endpoint.
+ * and a small test page at `/`. One acceptor thread reads every pending
+ * request head (no thread per socket; see `wsc_server_set_max_pending`);
+ * each admitted upgrade gets an id and a worker thread like a client's;
+ * its events go to the endpoint's named handler, where
+ * `wsc_get_endpoint()` names the endpoint.
  * WSC_ERR_INVALID_ARGUMENT for a bad address, a missing directory or a bad
  * descriptor (wsc_last_error names the file and the field; nothing is
  * served then); WSC_ERR_INTERNAL if the address cannot be bound (the OS
@@ -894,6 +912,20 @@ enum wsc_status wsc_options_set_on_reconnecting(struct wsc_options *o, wsc_on_re
  * `*out_server` is the caller's until `wsc_server_stop`. Any thread.
  */
 enum wsc_status wsc_server_start(const char *bind_address, const char *descriptor_dir, struct wsc_server **out_server);
+
+/**
+ * Like `wsc_server_start`, serving wss://: `cert_chain_pem_path` names a
+ * PEM file with the server's certificate first and its chain after it,
+ * `key_pem_path` its private key in PKCS#8 PEM ("BEGIN PRIVATE KEY"). The
+ * TLS handshake runs on the server's acceptor thread, never on a thread
+ * of its own, and counts against the handshake timeout and the pending
+ * limit like the request head. WSC_ERR_INVALID_ARGUMENT as for
+ * `wsc_server_start`, and for NULL paths, an unreadable file or a key
+ * that does not fit the certificate (wsc_last_error says which); nothing
+ * is served then. `*out_server` is the caller's until `wsc_server_stop`.
+ * Any thread.
+ */
+enum wsc_status wsc_server_start_tls(const char *bind_address, const char *descriptor_dir, const char *cert_chain_pem_path, const char *key_pem_path, struct wsc_server **out_server);
 
 /**
  * Serves `endpoint` (ASCII letters, digits, '-', '_', '.'; not "." or "..")
@@ -909,13 +941,24 @@ enum wsc_status wsc_server_add_endpoint(struct wsc_server *server_, const char *
 uint16_t wsc_server_local_port(const struct wsc_server *server_);
 
 /**
- * Limits for new connections: at most `max_connections` at once (503 past
- * it; default 1000), incoming messages of at most `max_message_size` bytes
- * (default 64 MiB; a larger one ends that connection with 1009), the
- * upgrade within `handshake_timeout_ms` (default 10000). A zero value is
- * WSC_ERR_INVALID_ARGUMENT.
+ * Limits for new connections: at most `max_connections` admitted at once
+ * (503 past it, answered without a thread; default 1000; sockets still
+ * sending their head are not counted, see `wsc_server_set_max_pending`),
+ * incoming messages of at most `max_message_size` bytes (default 64 MiB; a
+ * larger one ends that connection with 1009), the TLS handshake and the
+ * request head within `handshake_timeout_ms` (default 10000; the socket is
+ * closed past it). A zero value is WSC_ERR_INVALID_ARGUMENT. Any thread.
  */
 enum wsc_status wsc_server_set_limits(struct wsc_server *server_, uint32_t max_connections, size_t max_message_size, uint32_t handshake_timeout_ms);
+
+/**
+ * At most `max` accepted sockets waiting for their request head at once
+ * (default 1024). A socket accepted past it is closed at once, counted and
+ * logged at WARN (at most once a second); each pending socket is also
+ * bounded by the handshake timeout (`wsc_server_set_limits`). A pending
+ * socket costs no thread. WSC_ERR_INVALID_ARGUMENT for 0 or NULL. Any thread.
+ */
+enum wsc_status wsc_server_set_max_pending(struct wsc_server *server_, uint32_t max);
 
 /**
  * Accepts browsers from `origin` (copied; e.g. "http://127.0.0.1:8080").

@@ -3,8 +3,8 @@
 # formatting and lint checks, every Rust test (engine, hostile peers, TLS,
 # C ABI and examples, interop with independent servers and clients, the
 # endpoint server in headless Chromium, load), the C programs under valgrind
-# and ASan, the Autobahn conformance suite (wsc as a client over ws:// and
-# wss://, and as a server), the C API torture run, every fuzz target for a
+# and ASan, the Autobahn conformance suite (wsc as a client and as a server,
+# each over ws:// and wss://), the C API torture run, every fuzz target for a
 # bounded time (scripts/fuzz.sh), and the benchmark in
 # quick mode (it must compile and run; its numbers are not judged here).
 #
@@ -19,9 +19,10 @@ step() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
 
 step "prerequisites"
 need_apt=()
-# chromium: Debian's build, for tests/browser.rs (no browser download at test time)
+# chromium: Debian's build, for tests/browser.rs (no browser download at test time);
+# libnss3-tools: certutil, for its private NSS database trusting the test CA (https://)
 # libwebsockets-dev, libwebsocketpp-dev, libasio-dev: the peer libraries in the benchmark
-for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium libuv1-dev libglib2.0-dev \
+for pkg in gcc g++ clang make cmake pkg-config libssl-dev valgrind openssl tinyproxy microsocks chromium libnss3-tools libuv1-dev libglib2.0-dev \
            libwebsockets-dev libwebsocketpp-dev libasio-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -50,7 +51,7 @@ cargo test --release --no-fail-fast
 step "C programs under valgrind and AddressSanitizer"
 bash c-examples/check.sh
 
-step "Autobahn|Testsuite: wsc as a client over ws:// and wss://, and as a server"
+step "Autobahn|Testsuite: wsc as a client and as a server, each over ws:// and wss://"
 bash tests/autobahn/run.sh
 
 step "C API torture (and helgrind)"

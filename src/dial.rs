@@ -1,12 +1,14 @@
 //! Getting from a URI to an open WebSocket: DNS, TCP, a proxy's tunnel
 //! (`proxy.rs`) when one is used, TLS, HTTP upgrade.
 //!
-//! Every step after DNS is non-blocking and waits in `poll(2)` together with
-//! the worker's eventfd, so `close()` abandons a handshake at once (even one
-//! stuck on a silent server) and one deadline bounds the whole sequence.
-//! DNS (`getaddrinfo`) cannot be interrupted; it is checked right after.
+//! Every step, DNS included (c-ares, `resolve.rs`), is non-blocking and
+//! waits in `poll(2)` together with the worker's eventfd, so `close()`
+//! abandons a dial at once (even one stuck on a silent name server or
+//! server) and one deadline bounds the whole sequence. Addresses are raced
+//! as RFC 8305 describes (`eyeballs.rs`).
 
 use crate::error::{ConnectionError, ErrorKind};
+use crate::eyeballs::Race;
 use crate::logging::{header_value, wlog};
 use crate::options::Options;
 use crate::response::HandshakeResponse;
@@ -15,9 +17,8 @@ use crate::stream::{raw_fd, Stream, Tcp, Transport};
 use crate::target::Target;
 use crate::waker::{Interest, Waker};
 use native_tls::HandshakeError as TlsHandshakeError;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::cell::Cell;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -58,8 +59,6 @@ pub(crate) struct Dial<'a> {
 /// `User-Agent` header: servers and firewalls log or refuse requests without one.
 pub(crate) const USER_AGENT: &str = concat!("wsc/", env!("CARGO_PKG_VERSION"));
 
-const WRITE: Interest = Interest { read: false, write: true };
-
 impl Dial<'_> {
     /// Returns the open socket and the negotiated subprotocol; records the
     /// phases' durations in the statistics.
@@ -90,16 +89,21 @@ impl Dial<'_> {
     }
 
     /// Adds the time since `started` to one phase.
-    fn timed(&self, started: Instant, phase: impl FnOnce(&mut ConnectPhases) -> &mut Duration) {
+    pub(crate) fn timed(&self, started: Instant, phase: impl FnOnce(&mut ConnectPhases) -> &mut Duration) {
         let mut p = self.phases.get();
         *phase(&mut p) += started.elapsed();
         self.phases.set(p);
     }
 
+    /// Looks the name up and connects in one race: the first address
+    /// answered is tried while the other family's answer is on its way.
     fn direct(&self) -> Result<TcpStream, DialError> {
-        let addrs = self.resolve(&self.target.host, self.target.port)?;
-        self.check("resolving the host name")?;
-        self.tcp(&addrs)
+        let (host, port) = (self.target.host.as_str(), self.target.port);
+        let race = match ip_literal(host) {
+            Some(ip) => Race::known(self, host, port, &[SocketAddr::new(ip, port)]),
+            None => Race::resolving(self, host, port)?,
+        };
+        Ok(race.connect()?.0)
     }
 
     pub(crate) fn check(&self, stage: &str) -> Result<(), DialError> {
@@ -124,69 +128,20 @@ impl Dial<'_> {
         self.check(stage)
     }
 
-    /// Resolves `host`; an IP literal takes no time and counts as no DNS.
+    /// Resolves `host` (AAAA and A at once, see `resolve.rs`) within the
+    /// deadline; an IP literal takes no time and counts as no DNS.
+    /// Addresses come families alternating, IPv6 first.
     pub(crate) fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DialError> {
-        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
-        if let Ok(ip) = literal {
+        if let Some(ip) = ip_literal(host) {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let started = Instant::now();
-        let resolved = (host, port).to_socket_addrs();
-        self.timed(started, |p| &mut p.dns);
-        let addrs: Vec<SocketAddr> = resolved
-            .map_err(|e| ConnectionError::new(ErrorKind::Resolve, format!("cannot resolve '{host}': {e}")))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(ConnectionError::new(ErrorKind::Resolve, format!("'{host}' has no address")).into());
-        }
-        wlog!(
-            Debug,
-            self.id,
-            "resolved '{host}' to {} address(es) in {} us",
-            addrs.len(),
-            started.elapsed().as_micros()
-        );
-        Ok(addrs)
+        Race::resolving(self, host, port)?.addresses()
     }
 
-    /// Tries each address in turn; reports the last failure.
+    /// Connects to one of `addrs`, racing them as RFC 8305 describes
+    /// (`eyeballs.rs`); reports the last failure.
     pub(crate) fn tcp(&self, addrs: &[SocketAddr]) -> Result<TcpStream, DialError> {
-        let started = Instant::now();
-        let mut last = None;
-        for addr in addrs {
-            match self.tcp_one(*addr) {
-                Ok(s) => {
-                    self.timed(started, |p| &mut p.tcp);
-                    wlog!(Debug, self.id, "TCP connected to {addr} in {} us", started.elapsed().as_micros());
-                    return Ok(s);
-                }
-                Err(DialError::Failed(e)) if e.kind() == ErrorKind::Connect => {
-                    wlog!(Debug, self.id, "{}", e.message());
-                    last = Some(e);
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Err(last.expect("at least one address").into())
-    }
-
-    fn tcp_one(&self, addr: SocketAddr) -> Result<TcpStream, DialError> {
-        let fail =
-            |e: std::io::Error| ConnectionError::new(ErrorKind::Connect, format!("cannot connect to {addr}: {e}"));
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
-        socket.set_nonblocking(true).map_err(fail)?;
-        socket.set_tcp_nodelay(true).map_err(fail)?;
-        match socket.connect(&SockAddr::from(addr)) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                self.wait(socket.as_raw_fd(), WRITE, &format!("connecting to {addr}"))?;
-                if let Some(e) = socket.take_error().map_err(fail)? {
-                    return Err(fail(e).into());
-                }
-            }
-            Err(e) => return Err(fail(e).into()),
-        }
-        Ok(socket.into())
+        Ok(Race::known(self, "", 0, addrs).connect()?.0)
     }
 
     fn tls(&self, tcp: Tcp) -> Result<Transport, DialError> {
@@ -289,6 +244,11 @@ impl Dial<'_> {
         }
         let _ = self.response.set(response);
     }
+}
+
+/// `host` as an IP address, brackets around IPv6 allowed: no DNS for it.
+fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 /// A plain phrase for OpenSSL's verification result, which it buries at the

@@ -12,14 +12,15 @@
 //!   are done by a guard's `Drop`, so no panic — in a callback, in the worker
 //!   loop, in wsc itself — can skip deregistering or marking finished, and a
 //!   panic in the worker loop still ends in one `Error` event.
-//! * Server-side connections live the same life, from the accept on (the
-//!   upgrade runs on their own thread, see `accept`), and reconnect stays
-//!   inside `worker::run`, so neither adds a second path through it.
+//! * Server-side connections live the same life from their admission on
+//!   (the acceptor answers everything else without a thread, see
+//!   `server::acceptor`), and reconnect stays inside `worker::run`, so
+//!   neither adds a second path through it.
 //! * With an event loop the terminal callback runs on the application's
 //!   thread, so the last step (deregister, finished) travels with the
 //!   terminal event and runs after that callback (see `event_loop`).
 
-use crate::accept::Accept;
+use crate::accept::Upgraded;
 use crate::connection::{set_current_worker, Connection, Shared, Sink};
 use crate::error::{panic_text, ConnectionError, Error, ErrorKind};
 use crate::event::Event;
@@ -30,15 +31,18 @@ use crate::options::Options;
 use crate::registry::registry;
 use crate::server::ServerShared;
 use crate::stats::Stats;
+use crate::stream::{tcp, Stream, Transport};
 use crate::target::Target;
-use crate::waker::{deadline_in, Interest, Waker};
+use crate::waker::{deadline_in, StopSignal, Waker};
 use crate::worker;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tungstenite::protocol::Role;
+use tungstenite::WebSocket;
 
 /// Registers a connection and starts its worker. Every API style ends here.
 pub(crate) fn start(uri: &str, options: &Options, handler: Option<String>, sink: Sink) -> Result<Connection, Error> {
@@ -164,7 +168,7 @@ fn spawn(id: u64, name: String, stack: usize, body: impl FnOnce() + Send + 'stat
     })
 }
 
-/// Starts a server's accept loop on a counted thread.
+/// Starts a server's acceptor (`server::acceptor`) on a counted thread.
 pub(crate) fn serve(server: Arc<ServerShared>, listener: TcpListener) -> Result<(), Error> {
     let reg = registry();
     let _admitted = reg.admit()?;
@@ -173,34 +177,20 @@ pub(crate) fn serve(server: Arc<ServerShared>, listener: TcpListener) -> Result<
     server.started(id);
     reg.add_server(&server);
     let name = format!("wsc-accept-{}", server.addr.port());
-    spawn(id, name, SERVER_STACK, move || accept_loop(&server, &listener))
+    spawn(id, name, SERVER_STACK, move || crate::server::acceptor::run(&server, &listener))
         .map_err(|e| Error::Internal(format!("cannot start the accept thread: {e}")))
 }
 
 /// Stack of a server's threads (its connections run the handlers).
 const SERVER_STACK: usize = 256 << 10;
 
-fn accept_loop(server: &Arc<ServerShared>, listener: &TcpListener) {
-    const READ: Interest = Interest { read: true, write: false };
-    while !server.stop.is_raised() {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if accept_one(server, stream).is_err() {
-                    return; // shut down: accept nothing more
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                server.stop.wait(listener.as_raw_fd(), READ, None);
-            }
-            // Out of descriptors or similar: back off instead of spinning.
-            Err(_) => drop(server.stop.wait(-1, READ, deadline_in(Duration::from_millis(100)))),
-        }
-    }
-}
-
-/// Gives an accepted connection its own worker thread, which answers the
-/// upgrade and then serves it.
-fn accept_one(server: &Arc<ServerShared>, stream: TcpStream) -> Result<(), Error> {
+/// Gives an admitted upgrade its own worker thread, which answers 101 and
+/// then serves it. Counted in the server's `live` until the thread ends.
+///
+/// # Errors
+/// [`Error::Shutdown`] once wsc shuts down; [`Error::Internal`] when no
+/// thread can be started (the socket closes).
+pub(crate) fn start_accepted(server: &Arc<ServerShared>, upgraded: Upgraded) -> Result<(), Error> {
     let reg = registry();
     let _admitted = reg.admit()?;
     let id = reg.next_id();
@@ -209,15 +199,15 @@ fn accept_one(server: &Arc<ServerShared>, stream: TcpStream) -> Result<(), Error
     let s = server.clone();
     let spawned = spawn(id, format!("wsc-{id}"), SERVER_STACK, move || {
         let _live = Admitted(s.clone());
-        serve_one(&s, id, stream);
+        serve_one(&s, id, upgraded);
     });
-    if spawned.is_err() {
-        server.live.fetch_sub(1, Ordering::SeqCst); // the stream was dropped: the client sees the close
-    }
-    Ok(())
+    spawned.map_err(|e| {
+        server.live.fetch_sub(1, Ordering::SeqCst); // the socket was dropped: the client sees the close
+        Error::Internal(format!("cannot start a worker thread: {e}"))
+    })
 }
 
-/// Counts an accepted connection out of its server when its thread ends.
+/// Counts an admitted connection out of its server when its thread ends.
 struct Admitted(Arc<ServerShared>);
 
 impl Drop for Admitted {
@@ -226,26 +216,32 @@ impl Drop for Admitted {
     }
 }
 
-/// A server-side connection's life: the upgrade (a refused one gets no id
-/// and no events), then registration and the same worker loop as a client.
-fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
+/// A server-side connection's life: the 101, then registration and the
+/// same worker loop as a client.
+fn serve_one(server: &ServerShared, id: u64, upgraded: Upgraded) {
+    let Upgraded { mut transport, request, leftover, response, endpoint, handler, deadline } = upgraded;
+    if !write_all(&server.stop, &mut transport, &response, deadline) {
+        return;
+    }
     let options = Options { max_message_size: server.max_message_size(), ..Options::default() };
     let stats = Arc::new(Stats::default());
-    let accept = Accept {
-        stop: &server.stop,
-        deadline: deadline_in(server.handshake_timeout()),
-        config: options.websocket_config(),
-        stats: &stats,
-    };
-    let Some((ws, request, (endpoint, handler))) = accept.handshake(stream, |r| server.route(r)) else {
-        return;
-    };
+    let stream = Stream::accepted(transport, &leftover, stats.clone());
+    let ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(options.websocket_config()));
     let Ok(waker) = Waker::new() else {
         return;
     };
-    let uri = format!("ws://{}{}", server.addr, request.uri());
-    let (shared, queues) =
-        Shared::new(id, &uri, Some(handler.clone()), Some(endpoint), options.max_buffered_bytes, waker, stats, None);
+    let scheme = if server.tls.is_some() { "wss" } else { "ws" };
+    let uri = format!("{scheme}://{}{}", server.addr, crate::accept::target_path(&request));
+    let (shared, queues) = Shared::new(
+        id,
+        &uri,
+        Some(handler.clone()),
+        Some(endpoint.clone()),
+        options.max_buffered_bytes,
+        waker,
+        stats,
+        None,
+    );
     let conn = Connection::from_shared(shared.clone());
     {
         let reg = registry();
@@ -260,9 +256,31 @@ fn serve_one(server: &ServerShared, id: u64, stream: TcpStream) {
         conns.insert(id);
     }
     let _forget = Forget(server, id);
-    wlog!(Info, id, "accepted {uri} on endpoint '{handler}'");
+    wlog!(Info, id, "accepted {uri} on endpoint '{endpoint}' (handler '{handler}')");
     let life = Life { conn, sink: handler_sink(&handler), done: false, attachment: None };
     life.run(|conn, sink| worker::run_accepted(conn, sink, ws, &options, queues));
+}
+
+/// Writes all of `bytes`; false once the server stops, the deadline passes
+/// or the socket fails.
+fn write_all(stop: &StopSignal, t: &mut Transport, mut bytes: &[u8], deadline: Option<Instant>) -> bool {
+    use std::io::{ErrorKind as IoKind, Write};
+    while !bytes.is_empty() {
+        match t.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == IoKind::WouldBlock => {
+                let live = || !stop.is_raised() && deadline.map_or(true, |d| Instant::now() < d);
+                if !live() {
+                    return false;
+                }
+                stop.wait(tcp(t).as_raw_fd(), tcp(t).blocked_on(), deadline);
+            }
+            Err(e) if e.kind() == IoKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Takes a finished connection off its server's list.

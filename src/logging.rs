@@ -12,6 +12,13 @@
 //! `Proxy-Authorization`, `Cookie` and `Set-Cookie`, and proxies are shown
 //! by their `Display`, which hides user and password.
 //!
+//! Invariant: no lock that a wsc call could wait for is held across a
+//! [`wlog!`] line, since the C sink hands the line to an application that may
+//! call wsc (client and server functions) from it. The one lock held is a
+//! connection's wire lock on its own worker, which other threads only ever
+//! `try_lock` (see `wire`). `tests/log_reentry.rs` calls wsc from every
+//! TRACE line through an exchange, refusals and shutdown.
+//!
 //! Between a successful [`crate::shutdown`] and the next [`crate::init`]
 //! nothing is logged ([`close`] waits for lines being delivered, so none is
 //! delivered after `shutdown` returns).

@@ -184,7 +184,8 @@ impl Options {
     /// `on_reconnecting` announces each retry, `on_open` runs again on
     /// success, and the one terminal event comes only when wsc gives up or
     /// the application closes. Off by default. What is retried, the backoff
-    /// and what happens to queued messages: see the README.
+    /// and what happens to queued messages: see the README. A zero
+    /// `min_delay` means 100 ms (capped by `max_delay`): the delays always grow.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `max_delay` is zero or smaller than

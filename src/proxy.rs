@@ -7,7 +7,10 @@
 //! abandons it at once. Nothing past the proxy's own reply is consumed: the
 //! `CONNECT` reply is peeked and only its head is read, SOCKS replies have a
 //! known length, so bytes the target sends in the same segment stay in the
-//! socket for TLS or the upgrade.
+//! socket for TLS or the upgrade. Interim 1xx heads before the final reply
+//! are skipped (RFC 9110 §15.2; a 101 is no tunnel and fails, as in curl);
+//! all the heads together count against [`MAX_REPLY_HEAD`], counted in bytes
+//! whatever they hold, and no more than that is ever held.
 //!
 //! Credentials never leave this file except on the wire to the proxy: a
 //! proxy is shown (messages, `Debug`) as `scheme://host:port`, with `***@`
@@ -29,7 +32,8 @@ const WRITE: Interest = Interest { read: false, write: true };
 
 /// libcurl's default proxy port, for every scheme.
 const DEFAULT_PORT: u16 = 1080;
-/// A `CONNECT` reply head longer than this is not a proxy talking.
+/// A `CONNECT` reply longer than this (its interim 1xx heads and the final
+/// head together) is not a proxy talking.
 const MAX_REPLY_HEAD: usize = 16 << 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -404,21 +408,11 @@ impl Proxy {
         }
         request.push_str("\r\n");
         io.write_all(request.as_bytes(), "sending CONNECT")?;
-        let head = io.read_reply_head()?;
-        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line);
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let (version, code, reason) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
-        let status = code.filter(|c| c.len() == 3).and_then(|c| c.parse::<u16>().ok());
-        let (Some(status), true) = (status, version.is_some_and(|v| v.starts_with("HTTP/1."))) else {
-            return Err(proxy_error(format!(
-                "answered CONNECT with something that is not HTTP: '{}'",
-                printable(&line)
-            )));
-        };
+        let (status, reason) = io.final_reply(&target)?;
         if (200..300).contains(&status) {
             return Ok(());
         }
+        let reason = reason.as_str();
         let reason = if reason.trim().is_empty() {
             tungstenite::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
         } else {
@@ -524,6 +518,22 @@ impl Proxy {
     }
 }
 
+/// The status code and reason phrase of a reply head's first line.
+///
+/// # Errors
+/// A line that is not `HTTP/1.x NNN …`.
+fn status_line(head: &[u8]) -> Result<(u16, String), DialError> {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let (version, code, reason) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    let status = code.filter(|c| c.len() == 3).and_then(|c| c.parse::<u16>().ok());
+    match (status, version.is_some_and(|v| v.starts_with("HTTP/1."))) {
+        (Some(status), true) => Ok((status, reason.to_owned())),
+        _ => Err(proxy_error(format!("answered CONNECT with something that is not HTTP: '{}'", printable(&line)))),
+    }
+}
+
 /// RFC 1928's reply codes, in words.
 fn socks_reply(code: u8) -> &'static str {
     match code {
@@ -589,16 +599,53 @@ impl ProxyIo<'_, '_> {
         Ok(())
     }
 
-    /// Reads the head of the `CONNECT` reply and not one byte more: peeks,
+    /// The status and reason of the final reply to `CONNECT`. Interim (1xx)
+    /// replies come before it and are skipped (RFC 9110 §15.2); every head
+    /// counts against one budget of [`MAX_REPLY_HEAD`], so a proxy sending
+    /// endless `100 Continue` heads hits the limit.
+    ///
+    /// # Errors
+    /// A head past the budget or not HTTP; a 101, which opens no tunnel.
+    fn final_reply(&mut self, target: &str) -> Result<(u16, String), DialError> {
+        let mut budget = MAX_REPLY_HEAD;
+        loop {
+            let head = self.read_reply_head(&mut budget)?;
+            match status_line(&head)? {
+                (101, _) => {
+                    return Err(ConnectionError::new(
+                        ErrorKind::Proxy { status: Some(101) },
+                        format!(
+                            "answered CONNECT to {target} with HTTP 101 Switching Protocols, which opens no tunnel \
+                             (a CONNECT asks for no protocol switch; only a 2xx opens the tunnel, RFC 9110 §9.3.6)"
+                        ),
+                    )
+                    .into())
+                }
+                (100..=199, _) => continue,
+                last => return Ok(last),
+            }
+        }
+    }
+
+    /// Reads one head of the `CONNECT` reply and not one byte more: peeks,
     /// then reads only up to the blank line, so whatever the target sent
     /// in the same segment stays in the socket. Fails as soon as the bytes
-    /// cannot be an HTTP reply.
-    fn read_reply_head(&mut self) -> Result<Vec<u8>, DialError> {
+    /// cannot be an HTTP reply, or once the head would take more than
+    /// `budget` bytes (whatever they are: no newline, one long line, many
+    /// short ones); never holds more than `budget` bytes. The head's length
+    /// is taken off `budget`.
+    fn read_reply_head(&mut self, budget: &mut usize) -> Result<Vec<u8>, DialError> {
         const STAGE: &str = "waiting for its reply to CONNECT";
         let mut head = Vec::new();
         let mut buf = [0u8; 2048];
         loop {
-            let n = match self.stream.peek(&mut buf) {
+            let room = (*budget - head.len()).min(buf.len());
+            if room == 0 {
+                return Err(proxy_error(format!(
+                    "sent a reply to CONNECT longer than {MAX_REPLY_HEAD} bytes (interim 1xx heads included)"
+                )));
+            }
+            let n = match self.stream.peek(&mut buf[..room]) {
                 Ok(0) => return Err(Self::closed(STAGE)),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -623,10 +670,8 @@ impl ProxyIo<'_, '_> {
                 )));
             }
             if end.is_some() {
+                *budget -= head.len();
                 return Ok(head);
-            }
-            if head.len() > MAX_REPLY_HEAD {
-                return Err(proxy_error(format!("sent a reply to CONNECT longer than {MAX_REPLY_HEAD} bytes")));
             }
         }
     }

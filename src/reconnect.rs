@@ -7,6 +7,11 @@
 //! not, and nothing is retried after the application closed. Delays grow
 //! exponentially with full jitter, so a fleet of clients does not reconnect
 //! in step after an outage.
+//!
+//! Invariant: the cap of each delay is positive and grows (doubling up to
+//! `max_delay`), whatever the settings: a zero `min_delay` starts from
+//! [`ZERO_MIN_BASE`] (capped by `max_delay`, which `Options::reconnect`
+//! never lets be zero), so no setting gives a retry loop without delay.
 
 use crate::error::{ConnectionError, ErrorKind};
 use std::time::Duration;
@@ -15,6 +20,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconnect {
     /// The first delay's cap; each retry doubles the cap up to `max_delay`.
+    /// Zero means 100 ms (capped by `max_delay`): the delays always grow,
+    /// so a zero minimum never makes a retry loop without delay.
     pub min_delay: Duration,
     /// The largest delay (a server's `Retry-After` is capped at it too).
     pub max_delay: Duration,
@@ -59,6 +66,11 @@ pub(crate) fn retried_close(code: u16, reason: &str) -> Option<Retry> {
     })
 }
 
+/// The first cap when `min_delay` is zero: a zero cap would double to zero
+/// for ever (a retry loop with no delay at all against a server that drops
+/// every connection after the upgrade).
+pub(crate) const ZERO_MIN_BASE: Duration = Duration::from_millis(100);
+
 /// Exponential backoff with full jitter.
 pub(crate) struct Backoff {
     settings: Reconnect,
@@ -85,18 +97,30 @@ impl Backoff {
     /// The next retry's number (from 1) and delay; `None` once
     /// `max_attempts` retries have been made.
     pub(crate) fn next(&mut self, retry_after: Option<Duration>) -> Option<(u32, Duration)> {
-        let Reconnect { min_delay, max_delay, max_attempts } = self.settings;
+        let Reconnect { max_delay, max_attempts, .. } = self.settings;
         if max_attempts != 0 && self.attempt >= max_attempts {
             return None;
         }
         self.attempt += 1;
-        let doubling = 1u32.checked_shl(self.attempt - 1).unwrap_or(u32::MAX);
-        let cap = min_delay.checked_mul(doubling).unwrap_or(max_delay).min(max_delay);
-        let mut delay = cap.mul_f64(self.uniform());
+        let cap = self.cap(self.attempt);
+        // `mul_f64` panics past `Duration::MAX`; rounding can get there for a huge cap.
+        let mut delay = Duration::try_from_secs_f64(cap.as_secs_f64() * self.uniform()).map_or(cap, |d| d.min(cap));
         if let Some(asked) = retry_after {
             delay = delay.max(asked.min(max_delay));
         }
         Some((self.attempt, delay))
+    }
+
+    /// The largest delay of retry `attempt` (from 1): the base doubled
+    /// `attempt - 1` times, at most `max_delay`. Positive, and growing until
+    /// it reaches `max_delay`.
+    fn cap(&self, attempt: u32) -> Duration {
+        let Reconnect { min_delay, max_delay, .. } = self.settings;
+        let base = if min_delay.is_zero() { ZERO_MIN_BASE } else { min_delay };
+        // Past 31 doublings (or an overflow) the cap is the maximum: it never stalls below it.
+        1u32.checked_shl(attempt.saturating_sub(1))
+            .and_then(|doubling| base.checked_mul(doubling))
+            .map_or(max_delay, |cap| cap.min(max_delay))
     }
 
     /// Uniform in [0, 1] (xorshift64*; no cryptographic needs here).
@@ -138,6 +162,53 @@ mod tests {
         }
         b.opened_for(Duration::from_secs(11));
         assert_eq!(b.next(None).unwrap().0, 1);
+    }
+
+    /// The caps of retries 1 to `n`.
+    fn caps(settings: Reconnect, n: u32) -> Vec<Duration> {
+        let b = Backoff::new(settings, 1);
+        (1..=n).map(|a| b.cap(a)).collect()
+    }
+
+    #[test]
+    fn a_zero_minimum_starts_from_100_ms_and_the_caps_grow() {
+        let ms = Duration::from_millis;
+        let zero = |max, attempts| Reconnect { min_delay: Duration::ZERO, max_delay: max, max_attempts: attempts };
+        // Against a server that drops every connection: 40 retries wait
+        // (on average) half the sum of the caps; with the bug every delay was 0.
+        let settings = zero(ms(30_000), 40);
+        let mut b = Backoff::new(settings, 11);
+        let mut total = Duration::ZERO;
+        let mut caps_seen = Vec::new();
+        while let Some((n, d)) = b.next(None) {
+            let cap = (ms(100) * (1u32 << (n - 1).min(20))).min(settings.max_delay);
+            assert!(d <= cap, "attempt {n}: {d:?} over {cap:?}");
+            caps_seen.push(cap);
+            total += d;
+        }
+        assert_eq!(caps_seen.len(), 40);
+        assert!(caps_seen.windows(2).all(|w| w[0] < w[1] || w[1] == settings.max_delay), "{caps_seen:?}");
+        assert!(total > ms(100_000), "40 retries waited only {total:?} in all");
+        // The first delays are drawn in [0, 100 ms], [0, 200 ms], ...: not all zero.
+        let mut b = Backoff::new(settings, 5);
+        let first: Vec<_> = (0..8).map(|_| b.next(None).unwrap().1).collect();
+        assert!(first.iter().filter(|d| !d.is_zero()).count() >= 7, "{first:?}");
+        // A maximum below 100 ms caps the base: the cap is the maximum from the first retry.
+        assert_eq!(caps(zero(ms(1), 0), 3), vec![ms(1); 3]);
+        assert_eq!(caps(zero(ms(250), 0), 4), vec![ms(100), ms(200), ms(250), ms(250)]);
+        // A positive minimum is kept as it is.
+        let one = Reconnect { min_delay: ms(1), max_delay: ms(5), max_attempts: 0 };
+        assert_eq!(caps(one, 4), vec![ms(1), ms(2), ms(4), ms(5)]);
+        // Extreme values: no overflow, the cap stays at the maximum.
+        let huge = Reconnect { min_delay: Duration::ZERO, max_delay: Duration::MAX, max_attempts: 0 };
+        let mut b = Backoff::new(huge, 3);
+        for _ in 0..100 {
+            b.next(None).unwrap();
+        }
+        let tiny = Reconnect { min_delay: Duration::from_nanos(1), max_delay: Duration::MAX, max_attempts: 0 };
+        let tiny_caps = caps(tiny, 40);
+        assert!(tiny_caps.windows(2).all(|w| w[0] < w[1] || w[1] == Duration::MAX), "{tiny_caps:?}");
+        assert_eq!(tiny_caps[39], Duration::MAX, "no plateau below the maximum");
     }
 
     #[test]

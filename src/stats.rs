@@ -133,9 +133,10 @@ pub struct ConnectionStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectPhases {
-    /// Name resolution (`getaddrinfo`).
+    /// Name resolution (c-ares): until the first connection attempt started.
     pub dns: Duration,
-    /// TCP connect, every address tried.
+    /// TCP connect: from the first attempt to the one that won (attempts
+    /// race as RFC 8305 describes).
     pub tcp: Duration,
     /// The TLS handshake.
     pub tls: Duration,

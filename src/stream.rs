@@ -286,7 +286,7 @@ pub(crate) fn tcp(transport: &Transport) -> &Tcp {
     }
 }
 
-fn tcp_mut(transport: &mut Transport) -> &mut Tcp {
+pub(crate) fn tcp_mut(transport: &mut Transport) -> &mut Tcp {
     match transport {
         MaybeTlsStream::Plain(s) => s,
         MaybeTlsStream::NativeTls(s) => s.get_mut(),

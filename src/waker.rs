@@ -102,6 +102,11 @@ impl StopSignal {
         self.raised.load(Ordering::SeqCst)
     }
 
+    /// The eventfd, readable once raised (for a caller polling many sockets).
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Blocks until `socket` is ready for `interest`, the signal is raised,
     /// or `deadline` passes.
     pub(crate) fn wait(&self, socket: RawFd, interest: Interest, deadline: Option<Instant>) -> Readiness {
@@ -163,9 +168,53 @@ pub(crate) fn deadline_in(timeout: Duration) -> Option<Instant> {
 /// Milliseconds until `deadline` for `poll(2)`: rounded up, so the worker
 /// never wakes just before the deadline and spins; capped at `i32::MAX`
 /// (about 24 days), after which the caller simply polls again.
-fn poll_timeout(deadline: Instant) -> i32 {
+pub(crate) fn poll_timeout(deadline: Instant) -> i32 {
     let left = deadline.saturating_duration_since(Instant::now());
     i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+}
+
+impl Waker {
+    /// Worker: blocks until one of `fds` is ready for its interest, the
+    /// eventfd is written, or `deadline` passes; returns each fd's readiness,
+    /// in order. For a dial that waits on several sockets at once (name
+    /// server sockets and racing connection attempts).
+    pub(crate) fn wait_all(&self, fds: &[(RawFd, Interest)], deadline: Option<Instant>) -> Vec<Readiness> {
+        let mut polled: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|&(fd, interest)| libc::pollfd { fd, events: events(interest), revents: 0 })
+            .chain(std::iter::once(libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }))
+            .collect();
+        let timeout = deadline.map_or(-1, poll_timeout);
+        // SAFETY: `polled` is a valid array of pollfd of the given length for the call.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
+        self.sleeping.store(false, Ordering::SeqCst);
+        let (woken, sockets) = polled.split_last().expect("the eventfd is always polled");
+        if n > 0 && woken.revents != 0 {
+            self.drain();
+        }
+        sockets.iter().map(|p| if n > 0 { readiness(p.revents) } else { Readiness::default() }).collect()
+    }
+}
+
+/// `poll(2)` events for `interest`.
+fn events(interest: Interest) -> libc::c_short {
+    let mut events = 0;
+    if interest.read {
+        events |= libc::POLLIN;
+    }
+    if interest.write {
+        events |= libc::POLLOUT;
+    }
+    events
+}
+
+/// What `poll(2)` reported for one descriptor.
+fn readiness(revents: libc::c_short) -> Readiness {
+    Readiness {
+        readable: revents & libc::POLLIN != 0,
+        writable: revents & libc::POLLOUT != 0,
+        hangup: revents & (libc::POLLERR | libc::POLLHUP) != 0,
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +233,31 @@ mod tests {
             assert!(u64::try_from(t).unwrap() <= ms.max(1), "{ms} ms gave {t}");
         }
         assert_eq!(poll_timeout(now + Duration::from_secs(1 << 40)), i32::MAX);
+    }
+
+    #[test]
+    fn wait_all_reports_each_fd_and_wakes_on_signal() {
+        use super::{eventfd, signal, Interest, Waker};
+        use std::os::fd::AsRawFd;
+        let waker = Waker::new().unwrap();
+        let (quiet, ready) = (eventfd().unwrap(), eventfd().unwrap());
+        let read = Interest { read: true, write: false };
+        let fds = [(quiet.as_raw_fd(), read), (ready.as_raw_fd(), read)];
+        // Nothing ready: the deadline ends the wait, nothing reported.
+        let r = waker.wait_all(&fds, Some(Instant::now() + Duration::from_millis(10)));
+        assert!(r.iter().all(|r| !r.readable && !r.writable && !r.hangup), "{r:?}");
+        // One ready: reported at its place, with no deadline at all.
+        signal(&ready);
+        let r = waker.wait_all(&fds, None);
+        assert!(!r[0].readable && r[1].readable, "{r:?}");
+        // The eventfd written: returns with nothing ready (with no deadline,
+        // only the signal can end this wait).
+        waker.signal();
+        let r = waker.wait_all(&fds[..1], None);
+        assert!(!r[0].readable);
+        // Drained: the next wait lasts until its deadline.
+        let started = Instant::now();
+        waker.wait_all(&fds[..1], Some(started + Duration::from_millis(20)));
+        assert!(started.elapsed() >= Duration::from_millis(20));
     }
 }

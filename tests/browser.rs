@@ -5,12 +5,23 @@
 //! protocol, reads the page's log once the echo is in, and checks the
 //! events the wsc handler saw.
 //!
+//! Over TLS the same: the server serves wss:// with `good.pem` of the test
+//! PKI (`tests/interop/gen-certs.sh`), Chromium opens the page over
+//! https:// and the page connects back over wss:// (it takes the scheme
+//! from its own `location`). Chromium trusts the test CA the way a user's
+//! machine would: a private NSS database (`$HOME/.pki/nssdb`, HOME being the
+//! test's temporary profile directory) made with `certutil`, the CA added as
+//! a trusted TLS issuer (`-t C,,`). No flag turns certificate checks off: a
+//! Chromium whose database lacks the CA refuses the page
+//! (`net::ERR_CERT_AUTHORITY_INVALID`) and the server sees no upgrade.
+//!
 //! Chromium only talks to 127.0.0.1: every other host name resolves to
 //! nothing (`--host-resolver-rules`), and its background services
 //! (component updates, sync, QUIC, first-run) are off.
 //!
-//! `scripts/test.sh` installs `chromium` with apt. Without it this test
-//! fails when `CI=true` and otherwise says loudly that it was skipped.
+//! `scripts/test.sh` installs `chromium` and `libnss3-tools` (`certutil`)
+//! with apt. Without them these tests fail when `CI=true` and otherwise say
+//! loudly that they were skipped.
 //!
 //! The README's screenshot is made by the ignored test `screenshot`:
 //!
@@ -20,7 +31,7 @@
 
 mod common;
 
-use common::peers;
+use common::{peers, test_cert};
 use crossbeam_channel::{unbounded, Receiver};
 use serde_json::{json, Value};
 use std::net::TcpStream;
@@ -75,9 +86,34 @@ fn echo_handler(name: &str) -> Receiver<Seen> {
     rx
 }
 
-/// The page's URL: connect to `echo` and send [`TEXT`].
+/// The page's URL (https:// when the server serves wss://): connect to
+/// `echo` and send [`TEXT`].
 fn page_url(server: &Server) -> String {
-    format!("http://{}/?endpoint=echo&send={}", server.local_addr(), TEXT.replace(' ', "%20"))
+    let scheme = if server.url("echo").starts_with("wss://") { "https" } else { "http" };
+    format!("{scheme}://{}/?endpoint=echo&send={}", server.local_addr(), TEXT.replace(' ', "%20"))
+}
+
+/// `certutil` (Debian's `libnss3-tools`), if installed.
+fn certutil() -> Option<PathBuf> {
+    ["/usr/bin/certutil"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Makes the NSS database Chromium reads for a user whose home is `home`
+/// (`$HOME/.pki/nssdb`), with `ca` (PEM) as a trusted issuer of TLS server
+/// certificates.
+fn trust_in_nss(certutil: &Path, home: &Path, ca: &str) {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    let run = |args: &[&str]| {
+        let out = Command::new(certutil).args(args).output().expect("run certutil");
+        assert!(out.status.success(), "certutil {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["-N", "-d", &db, "--empty-password"]);
+    run(&["-A", "-d", &db, "-n", "wsc test CA", "-t", "C,,", "-i", ca]);
+    let listed = run(&["-L", "-d", &db]);
+    assert!(listed.contains("wsc test CA"), "the CA is not in the NSS database:\n{listed}");
 }
 
 /// Headless Chromium, driven over the DevTools protocol with plain
@@ -99,9 +135,13 @@ struct Chromium {
 }
 
 impl Chromium {
-    /// Starts Chromium on a blank 900×600 page.
-    fn start(binary: &Path) -> Chromium {
+    /// Starts Chromium on a blank 900×600 page; with `trust`, its NSS
+    /// database trusts that CA (`(certutil, CA PEM file)`).
+    fn start(binary: &Path, trust: Option<(&Path, &str)>) -> Chromium {
         let profile = TempDir::new("chromium-profile");
+        if let Some((certutil, ca)) = trust {
+            trust_in_nss(certutil, &profile.0, ca);
+        }
         let child = Command::new(binary)
             .args([
                 "--headless",
@@ -214,8 +254,15 @@ impl Chromium {
 
     /// Opens `url` and waits for its load event.
     fn open(&mut self, url: &str) {
-        self.call("Page.navigate", json!({"url": url}));
+        let navigated = self.call("Page.navigate", json!({"url": url}));
+        assert!(navigated.get("errorText").is_none(), "{url}: {navigated}");
         self.wait_event("Page.loadEventFired");
+    }
+
+    /// Opens `url` and returns why it failed (`errorText`), if it did.
+    fn navigation_error(&mut self, url: &str) -> Option<String> {
+        let navigated = self.call("Page.navigate", json!({"url": url}));
+        navigated.get("errorText").and_then(Value::as_str).map(str::to_owned)
     }
 
     /// Runs `expression` in the page, awaiting a promise; its string value.
@@ -282,21 +329,46 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// The server and its handler's events, or `None` (loudly) without Chromium.
-fn setup(handler: &str) -> Option<(PathBuf, Server, Receiver<Seen>)> {
+/// What a test needs: Chromium, and `certutil` for https://.
+struct Tools {
+    chromium: PathBuf,
+    /// Set when the test serves https:// and wss://.
+    certutil: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Chromium trusting the test CA when serving TLS.
+    fn start_chromium(&self) -> Chromium {
+        let ca = test_cert("ca.pem");
+        Chromium::start(&self.chromium, self.certutil.as_deref().map(|c| (c, ca.as_str())))
+    }
+}
+
+/// The tools, the server (serving wss:// and https:// with `tls`) and its
+/// handler's events, or `None` (loudly) without Chromium or `certutil`.
+fn setup(handler: &str, tls: bool) -> Option<(Tools, Server, Receiver<Seen>)> {
     let Some(chromium) = chromium() else {
         peers::unavailable("BROWSER TEST", "chromium is not installed (apt-get install chromium)");
         return None;
     };
+    let certutil = match (tls, certutil()) {
+        (false, _) => None,
+        (true, Some(c)) => Some(c),
+        (true, None) => {
+            peers::unavailable("BROWSER TEST (https)", "certutil is not installed (apt-get install libnss3-tools)");
+            return None;
+        }
+    };
     let seen = echo_handler(handler);
-    let server = Server::bind("127.0.0.1:0").endpoint("echo", handler).start().unwrap();
-    Some((chromium, server, seen))
+    let builder = Server::bind("127.0.0.1:0").endpoint("echo", handler);
+    let server = if tls { builder.tls(test_cert("good.pem"), test_cert("good.key")) } else { builder }.start().unwrap();
+    Some((Tools { chromium, certutil }, server, seen))
 }
 
 /// Opens the page in Chromium and returns it with the page's log once the
 /// echo came back (or as it was after 30 s).
-fn echo_in_chromium(binary: &Path, server: &Server) -> (Chromium, String) {
-    let mut chromium = Chromium::start(binary);
+fn echo_in_chromium(tools: &Tools, server: &Server) -> (Chromium, String) {
+    let mut chromium = tools.start_chromium();
     chromium.open(&page_url(server));
     let log = chromium.log_once_it_contains(&format!("received: {TEXT}"));
     (chromium, log)
@@ -304,9 +376,38 @@ fn echo_in_chromium(binary: &Path, server: &Server) -> (Chromium, String) {
 
 #[test]
 fn chromium_talks_to_a_wsc_endpoint() {
-    let Some((binary, server, seen)) = setup("browser-test/echo") else { return };
-    let (chromium, log) = echo_in_chromium(&binary, &server);
+    talks_to_a_wsc_endpoint("browser-test/echo", false);
+}
+
+/// The page over https:// and its WebSocket over wss://, Chromium trusting
+/// the test CA through its NSS database.
+#[test]
+fn chromium_talks_to_a_wsc_endpoint_over_https_and_wss() {
+    talks_to_a_wsc_endpoint("browser-test/echo-wss", true);
+}
+
+/// Without the test CA in its NSS database Chromium refuses the page: the
+/// https:// test above is verified, not waved through.
+#[test]
+fn chromium_not_trusting_the_test_ca_refuses_the_page() {
+    let Some((tools, server, seen)) = setup("browser-test/untrusted", true) else { return };
+    let mut chromium = Chromium::start(&tools.chromium, None);
+    let error = chromium.navigation_error(&page_url(&server));
+    assert_eq!(error.as_deref(), Some("net::ERR_CERT_AUTHORITY_INVALID"));
+    drop(chromium);
+    assert!(seen.try_recv().is_err(), "an upgrade without a trusted certificate");
+    // The server carries on: a trusting Chromium is served.
+    let (chromium, log) = echo_in_chromium(&Tools { certutil: certutil(), ..tools }, &server);
+    assert!(log.contains(&format!(">received: {TEXT}</div>")), "{log}");
+    drop(chromium);
+    server.stop().unwrap();
+}
+
+fn talks_to_a_wsc_endpoint(handler: &str, tls: bool) {
+    let Some((tools, server, seen)) = setup(handler, tls) else { return };
+    let (chromium, log) = echo_in_chromium(&tools, &server);
     let url = server.url("echo");
+    assert!(url.starts_with(if tls { "wss://" } else { "ws://" }), "{url}");
     for line in [format!("connecting to {url}"), "open".into(), format!("sent: {TEXT}"), format!("received: {TEXT}")] {
         assert!(log.contains(&format!(">{line}</div>")), "'{line}' not in the page's log:\n{log}");
     }
@@ -333,8 +434,8 @@ fn chromium_talks_to_a_wsc_endpoint() {
 #[test]
 #[ignore = "writes docs/browser.png: run with --ignored screenshot"]
 fn screenshot() {
-    let Some((binary, server, _seen)) = setup("browser-test/screenshot") else { return };
-    let (mut chromium, log) = echo_in_chromium(&binary, &server);
+    let Some((tools, server, _seen)) = setup("browser-test/screenshot", false) else { return };
+    let (mut chromium, log) = echo_in_chromium(&tools, &server);
     assert!(log.contains(&format!("received: {TEXT}")), "{log}");
     let png = chromium.screenshot();
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");

@@ -213,7 +213,7 @@ fn connect_phases_are_measured_and_fit_in_the_connect() {
     let mut c = ffi::wsc_stats { struct_size: std::mem::size_of::<ffi::wsc_stats>(), ..Default::default() };
     assert_eq!(unsafe { ffi::wsc_get_stats(conn.id(), &mut c) }, wsc_status::WSC_OK);
     assert_eq!(u128::from(c.tls_us), p.tls.as_micros());
-    assert_eq!(c.struct_size, std::mem::size_of::<ffi::wsc_stats>());
+    assert_eq!(c.struct_size, std::mem::size_of::<ffi::wsc_stats>(), "the whole struct, every field");
     close_cleanly(&conn, &rx);
 
     // ws:// to an IP literal: no DNS, no TLS.
@@ -243,10 +243,77 @@ fn wsc_get_stats_fills_only_what_the_caller_has_room_for() {
     assert_eq!(old[40..], [0xAA; 8], "nothing past struct_size");
     let mut zero = ffi::wsc_stats::default();
     assert_eq!(unsafe { ffi::wsc_get_stats(conn.id(), &mut zero) }, wsc_status::WSC_ERR_INVALID_ARGUMENT);
+    every_struct_size_gets_whole_fields_only(conn.id());
     assert_eq!(unsafe { ffi::wsc_get_stats(conn.id(), std::ptr::null_mut()) }, wsc_status::WSC_ERR_INVALID_ARGUMENT);
     close_cleanly(&conn, &rx);
     let mut after = ffi::wsc_stats { struct_size: std::mem::size_of::<ffi::wsc_stats>(), ..Default::default() };
     assert_eq!(unsafe { ffi::wsc_get_stats(conn.id(), &mut after) }, wsc_status::WSC_ERR_UNKNOWN_ID);
+}
+
+/// Issue 21: a `struct_size` ending inside a field had that field's first
+/// bytes written. Every size from 0 to sizeof + 8, in a buffer of canary
+/// bytes: only whole fields are written, `struct_size` comes back as the end
+/// of the last one, and every byte after it (the cut field, padding, the
+/// caller's bytes past `struct_size`) keeps the canary.
+fn every_struct_size_gets_whole_fields_only(id: u64) {
+    use std::mem::{offset_of, size_of};
+    const CANARY: u8 = 0xA5;
+    let sizeof = size_of::<ffi::wsc_stats>();
+    // Where each field after struct_size ends, in order.
+    let ends = [
+        offset_of!(ffi::wsc_stats, bytes_sent) + 8,
+        offset_of!(ffi::wsc_stats, bytes_received) + 8,
+        offset_of!(ffi::wsc_stats, messages_sent) + 8,
+        offset_of!(ffi::wsc_stats, messages_received) + 8,
+        offset_of!(ffi::wsc_stats, frames_sent) + 8,
+        offset_of!(ffi::wsc_stats, frames_received) + 8,
+        offset_of!(ffi::wsc_stats, pings_sent) + 8,
+        offset_of!(ffi::wsc_stats, pongs_received) + 8,
+        offset_of!(ffi::wsc_stats, last_rtt_us) + 4,
+        offset_of!(ffi::wsc_stats, reconnects) + 4,
+        offset_of!(ffi::wsc_stats, dns_us) + 4,
+        offset_of!(ffi::wsc_stats, tcp_us) + 4,
+        offset_of!(ffi::wsc_stats, tls_us) + 4,
+        offset_of!(ffi::wsc_stats, upgrade_us) + 4,
+        offset_of!(ffi::wsc_stats, proxy_us) + 4,
+        offset_of!(ffi::wsc_stats, reserved) + 4,
+    ];
+    let mut full = ffi::wsc_stats { struct_size: sizeof, ..Default::default() };
+    assert_eq!(unsafe { ffi::wsc_get_stats(id, &mut full) }, wsc_status::WSC_OK);
+    for size in 0..=sizeof + 8 {
+        // u64 words: aligned like the struct, and room for sizeof + 16 bytes.
+        let mut words = vec![u64::from_ne_bytes([CANARY; 8]); (sizeof + 16) / 8 + 1];
+        let bytes: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) };
+        bytes[..8].copy_from_slice(&size.to_ne_bytes());
+        let st = unsafe { ffi::wsc_get_stats(id, words.as_mut_ptr().cast()) };
+        let bytes: &[u8] = unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 8) };
+        let reported = usize::from_ne_bytes(bytes[..8].try_into().unwrap());
+        if size < 8 {
+            assert_eq!(st, wsc_status::WSC_ERR_INVALID_ARGUMENT, "struct_size {size}");
+            assert_eq!(reported, size, "struct_size {size}: left as it was");
+            assert!(bytes[8..].iter().all(|&b| b == CANARY), "struct_size {size}: nothing written");
+            continue;
+        }
+        assert_eq!(st, wsc_status::WSC_OK, "struct_size {size}");
+        let expected = ends.iter().copied().filter(|&end| end <= size).max().unwrap_or(8);
+        assert_eq!(reported, expected, "struct_size {size}: the end of the last whole field");
+        assert!(reported <= size);
+        let untouched = bytes[reported..].iter().position(|&b| b != CANARY);
+        assert_eq!(
+            untouched,
+            None,
+            "struct_size {size}: byte {:?} after the filled part was written",
+            untouched.map(|i| i + reported)
+        );
+        // What was written is the counters, field by field.
+        let filled = unsafe { &*words.as_ptr().cast::<ffi::wsc_stats>() };
+        if reported >= offset_of!(ffi::wsc_stats, messages_received) + 8 {
+            assert_eq!((filled.bytes_sent, filled.messages_received), (full.bytes_sent, full.messages_received));
+        }
+        if reported == ends[14] {
+            assert_eq!((filled.tcp_us, filled.upgrade_us), (full.tcp_us, full.upgrade_us));
+        }
+    }
 }
 
 fn header(id: u64, name: &str, len: usize) -> Result<String, (wsc_status, String)> {

@@ -895,3 +895,59 @@ fn environment_variables_in_libcurl_order() {
     assert_says(&e, &["ws_proxy"]);
     assert!(!e.message().contains("env-s3cret"), "{e}");
 }
+
+// ============================================= interim replies (issue 21)
+
+/// 1xx heads before the 200, each kind of delivery: one write, one write per
+/// head, byte by byte. Used to fail as "refused … HTTP 100".
+#[test]
+fn interim_1xx_replies_before_the_200_are_skipped() {
+    let _env = env_unchanged();
+    let echo = echo_server();
+    let target = echo.addr();
+    const HEADS: [&str; 4] = [
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 102 Processing\r\nX-Progress: 1\r\n\r\n",
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        "HTTP/1.1 200 Connection established\r\n\r\n",
+    ];
+    for how in ["one write", "one write per head", "byte by byte"] {
+        let proxy = raw_http_proxy(move |mut s| {
+            let sent = match how {
+                "one write" => s.write_all(HEADS.concat().as_bytes()),
+                "one write per head" => HEADS.iter().try_for_each(|h| s.write_all(h.as_bytes())),
+                _ => dribble(&mut s, HEADS.concat().as_bytes()),
+            };
+            if sent.is_ok() {
+                relay(s, TcpStream::connect(target).unwrap())
+            }
+        });
+        exchange(&echo.url(), proxied(&format!("http://{}", proxy.addr())));
+    }
+    // The final status is the one reported: a 407 after a 100.
+    let proxy = raw_http_proxy(|mut s| {
+        let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+        drain(s);
+    });
+    let e = proxy_failure("ws://127.0.0.1:9/", proxied(&format!("http://{}", proxy.addr())));
+    assert_eq!(e.http_status(), Some(407), "{e}");
+    assert_says(&e, &["HTTP 407"]);
+}
+
+/// A 101 to CONNECT opens no tunnel (only a 2xx does, RFC 9110 §9.3.6; curl
+/// fails it too): a proxy error with status 101, not a tunnel, not a skip.
+#[test]
+fn a_101_to_connect_is_not_a_tunnel() {
+    let _env = env_unchanged();
+    let proxy = raw_http_proxy(|mut s| {
+        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        drain(s);
+    });
+    let mut o = proxied(&format!("http://{}", proxy.addr()));
+    o.connect_timeout(Duration::from_secs(60));
+    let started = Instant::now();
+    let e = proxy_failure("ws://127.0.0.1:9/", o);
+    assert!(started.elapsed() < Duration::from_secs(10), "failed at once, not at the timeout");
+    assert_eq!(e.http_status(), Some(101), "{e}");
+    assert_says(&e, &["101", "opens no tunnel"]);
+}

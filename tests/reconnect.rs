@@ -263,3 +263,48 @@ fn a_python_server_killed_with_sigkill_and_restarted() {
     let _ = second.kill();
     let _ = second.wait();
 }
+
+/// Issue 21: `min_delay` 0 made every cap 0 (0 doubled stays 0), so a
+/// server that drops each connection right after the upgrade got thousands
+/// of attempts a second. A zero minimum now starts from 100 ms: over a 2 s
+/// window the caps are 0.1, 0.2, 0.4, 0.8, 1.6, 3.2 … s, so a handful of
+/// attempts (more than 15 has a vanishing probability; the bug made thousands).
+#[test]
+fn a_zero_minimum_delay_still_backs_off_against_a_server_that_drops_after_the_upgrade() {
+    let upgrades = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = upgrades.clone();
+    let server = raw_ws_server(move |stream| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        drop(stream); // FIN right after the 101: connection lost, retried
+    });
+    let (conn, rx) = recorded_events(&format!("ws://{}/", server.addr()), with_reconnect(0, 60_000, 0));
+    expect_open(&rx);
+    let window = Instant::now() + Duration::from_secs(2);
+    let mut delays = Vec::new();
+    while let Ok(event) = rx.recv_deadline(window) {
+        match event {
+            Event::Reconnecting { attempt, delay, .. } => {
+                let cap = (Duration::from_millis(100) * (1u32 << (attempt - 1).min(20))).min(Duration::from_secs(60));
+                assert!(delay <= cap, "attempt {attempt}: {delay:?} over its cap {cap:?}");
+                delays.push(delay);
+            }
+            Event::Open => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let attempts = delays.len();
+    let first = &delays[..attempts.min(20)];
+    assert!((1..=15).contains(&attempts), "{attempts} reconnect attempts in 2 s, the first delays: {first:?}");
+    assert!(upgrades.load(std::sync::atomic::Ordering::SeqCst) <= 16);
+    conn.close().unwrap();
+    let (_, end) = finish(&rx);
+    assert!(matches!(end, Event::Close { code: 1006, .. }), "{end:?}");
+
+    // The C setter accepts a zero minimum (same rule) and still refuses a zero maximum.
+    unsafe {
+        let o = wsc::ffi::wsc_options_new();
+        assert_eq!(wsc::ffi::wsc_options_set_reconnect(o, 0, 1, 0), wsc::ffi::wsc_status::WSC_OK);
+        assert_eq!(wsc::ffi::wsc_options_set_reconnect(o, 0, 0, 0), wsc::ffi::wsc_status::WSC_ERR_INVALID_ARGUMENT);
+        wsc::ffi::wsc_options_free(o);
+    }
+}

@@ -6,6 +6,13 @@
 //! events are checked here. One raw-TCP client sends what those clients (and
 //! Autobahn's fuzzingclient) never send: an unmasked frame.
 //!
+//! Every client test runs twice: over ws:// and over wss://, the server
+//! presenting `good.pem` of the test PKI (`tests/interop/certs`). The
+//! clients verify it with their default TLS settings, told to trust the test
+//! CA the ordinary way: `SSL_CERT_FILE` for Python's default context (the
+//! only trust root then), `NODE_EXTRA_CA_CERTS` for Node. A client trusting
+//! another CA must fail, and the server must carry on.
+//!
 //! Without the peers installed these tests fail when `CI=true` and otherwise
 //! say loudly that they were skipped: never a silent pass.
 
@@ -26,8 +33,21 @@ const SIZES: [usize; 9] = [0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20];
 /// What a server-side handler call saw: (endpoint, event).
 type Seen = (Option<String>, Event);
 
-/// The two independent clients: (name, command to run a script with).
-fn clients() -> Vec<(&'static str, Command)> {
+/// ws:// or wss://: whether the server serves TLS and the clients trust
+/// which CA.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scheme {
+    Ws,
+    /// wss://, the clients trusting this CA file of the test PKI.
+    Wss(&'static str),
+}
+
+/// wss:// with the clients trusting the test CA that signed the server's certificate.
+const WSS: Scheme = Scheme::Wss("ca.pem");
+
+/// The two independent clients: (name, command to run a script with),
+/// told to trust the CA of `scheme`.
+fn clients(scheme: Scheme) -> Vec<(&'static str, Command)> {
     if let Some(why) = peers::missing() {
         peers::unavailable("SERVER INTEROP TESTS", &why);
         return Vec::new();
@@ -37,6 +57,10 @@ fn clients() -> Vec<(&'static str, Command)> {
     py.arg("py_client.py");
     let mut node = Command::new("node");
     node.arg("node_client.js");
+    if let Scheme::Wss(ca) = scheme {
+        py.env("SSL_CERT_FILE", peers::cert(ca)).env_remove("SSL_CERT_DIR");
+        node.env("NODE_EXTRA_CA_CERTS", peers::cert(ca));
+    }
     vec![("python-websockets", py), ("node-ws", node)]
 }
 
@@ -57,20 +81,40 @@ fn echo_handler(name: &str) -> Receiver<Seen> {
     rx
 }
 
-fn server(endpoint: &str, handler: &str) -> Server {
-    Server::bind("127.0.0.1:0").endpoint(endpoint, handler).start().unwrap()
+/// An endpoint server on 127.0.0.1, serving wss:// with `good.pem` for
+/// [`Scheme::Wss`].
+fn server(endpoint: &str, handler: &str, scheme: Scheme) -> Server {
+    let builder = Server::bind("127.0.0.1:0").endpoint(endpoint, handler);
+    let server = match scheme {
+        Scheme::Ws => builder.start().unwrap(),
+        Scheme::Wss(_) => builder.tls(peers::cert("good.pem"), peers::cert("good.key")).start().unwrap(),
+    };
+    let want = if scheme == Scheme::Ws { "ws://" } else { "wss://" };
+    assert!(server.url(endpoint).starts_with(want), "{}", server.url(endpoint));
+    server
 }
 
 /// Runs a client script to its end (killed past the deadline); its stdout.
-fn run(name: &str, mut cmd: Command, args: &[&str]) -> String {
-    cmd.current_dir(peers::interop_dir()).args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+fn run(name: &str, cmd: Command, args: &[&str]) -> String {
+    let (status, out, err) = run_to_end(name, cmd, args);
+    assert!(status.success(), "{name} {args:?}: {status}\n{out}\n{err}");
+    out
+}
+
+/// Runs a client script to its end (killed past the deadline): its exit
+/// status, stdout and stderr.
+fn run_to_end(name: &str, mut cmd: Command, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    cmd.current_dir(peers::interop_dir()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{name}: cannot start: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
+    let read_all = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = from.read_to_string(&mut out);
+            out
+        })
+    };
+    let reader = read_all(Box::new(child.stdout.take().unwrap()));
+    let err_reader = read_all(Box::new(child.stderr.take().unwrap()));
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -83,9 +127,7 @@ fn run(name: &str, mut cmd: Command, args: &[&str]) -> String {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = reader.join().unwrap();
-    assert!(status.success(), "{name} {args:?}: {status}\n{out}");
-    out
+    (status, reader.join().unwrap(), err_reader.join().unwrap())
 }
 
 /// The JSON line a client printed last, without spaces (Python's and
@@ -100,10 +142,21 @@ fn next(seen: &Receiver<Seen>, what: &str) -> Seen {
 
 #[test]
 fn independent_clients_get_text_and_binary_echoed_0_b_to_1_mib() {
-    let seen = echo_handler("server-interop/echo");
-    let server = server("echo", "server-interop/echo");
+    echo_matrix(Scheme::Ws, "server-interop/echo");
+}
+
+#[test]
+fn independent_clients_get_text_and_binary_echoed_0_b_to_1_mib_over_wss() {
+    echo_matrix(WSS, "server-interop/echo-wss");
+}
+
+/// Each client sends text and binary of every size in [`SIZES`], checks the
+/// echoes, and closes with 1000; the wsc handler sees all of it in order.
+fn echo_matrix(scheme: Scheme, handler: &str) {
+    let seen = echo_handler(handler);
+    let server = server("echo", handler, scheme);
     let url = server.url("echo");
-    for (name, cmd) in clients() {
+    for (name, cmd) in clients(scheme) {
         let out = run(name, cmd, &["echo", &url]);
         for size in SIZES {
             assert!(out.contains(&format!("ok echo text and binary of {size} bytes\n")), "{name}: {size} B: {out}");
@@ -134,10 +187,19 @@ fn independent_clients_get_text_and_binary_echoed_0_b_to_1_mib() {
 
 #[test]
 fn a_client_close_with_4000_reaches_the_wsc_handler() {
-    let seen = echo_handler("server-interop/close");
-    let server = server("close", "server-interop/close");
+    client_close(Scheme::Ws, "server-interop/close");
+}
+
+#[test]
+fn a_client_close_with_4000_reaches_the_wsc_handler_over_wss() {
+    client_close(WSS, "server-interop/close-wss");
+}
+
+fn client_close(scheme: Scheme, handler: &str) {
+    let seen = echo_handler(handler);
+    let server = server("close", handler, scheme);
     let url = server.url("close");
-    for (name, cmd) in clients() {
+    for (name, cmd) in clients(scheme) {
         let reason = format!("bye from {name}");
         let out = run(name, cmd, &["close", &url, "4000", &reason]);
         // tungstenite answers a Close with the same code and reason.
@@ -155,15 +217,45 @@ fn a_client_close_with_4000_reaches_the_wsc_handler() {
 
 #[test]
 fn an_unknown_endpoint_is_404_for_independent_clients() {
-    let seen = echo_handler("server-interop/known");
-    let server = server("known", "server-interop/known");
-    let addr = server.local_addr();
-    for (name, cmd) in clients() {
-        let url = format!("ws://{addr}/websockets/v4/service/unknown");
+    unknown_endpoint(Scheme::Ws, "server-interop/known");
+}
+
+#[test]
+fn an_unknown_endpoint_is_404_for_independent_clients_over_wss() {
+    unknown_endpoint(WSS, "server-interop/known-wss");
+}
+
+fn unknown_endpoint(scheme: Scheme, handler: &str) {
+    let seen = echo_handler(handler);
+    let server = server("known", handler, scheme);
+    let url = server.url("known").replace("/known", "/unknown");
+    for (name, cmd) in clients(scheme) {
         let out = run(name, cmd, &["status", &url]);
         assert_eq!(last_json(&out), r#"{"status":404}"#, "{name}: {out}");
     }
     assert!(seen.try_recv().is_err(), "a refused upgrade gave the handler an event");
+    server.stop().unwrap();
+}
+
+/// A client that trusts another CA refuses the server's certificate (so
+/// the wss:// runs above really verify it), the wsc handler sees nothing,
+/// and the server serves the next client.
+#[test]
+fn independent_clients_trusting_another_ca_refuse_the_certificate_and_the_server_carries_on() {
+    let seen = echo_handler("server-interop/untrusted");
+    let server = server("e", "server-interop/untrusted", Scheme::Wss("other-ca.pem"));
+    let url = server.url("e");
+    for (name, cmd) in clients(Scheme::Wss("other-ca.pem")) {
+        let (status, out, err) = run_to_end(name, cmd, &["close", &url, "1000", "never"]);
+        assert!(!status.success(), "{name}: connected although it trusts another CA:\n{out}");
+        let said = format!("{out}\n{err}").to_lowercase();
+        assert!(said.contains("certificate"), "{name}: no certificate error:\n{out}\n{err}");
+    }
+    assert!(seen.try_recv().is_err(), "a failed TLS handshake gave the handler an event");
+    for (name, cmd) in clients(WSS) {
+        let out = run(name, cmd, &["close", &url, "4000", "after"]);
+        assert_eq!(last_json(&out), r#"{"code":4000,"reason":"after"}"#, "{name}");
+    }
     server.stop().unwrap();
 }
 
@@ -173,7 +265,7 @@ fn an_unknown_endpoint_is_404_for_independent_clients() {
 #[test]
 fn an_unmasked_client_frame_is_refused_with_1002() {
     let seen = echo_handler("server-interop/unmasked");
-    let server = server("unmasked", "server-interop/unmasked");
+    let server = server("unmasked", "server-interop/unmasked", Scheme::Ws);
     let mut tcp = std::net::TcpStream::connect(server.local_addr()).unwrap();
     tcp.set_read_timeout(Some(DEADLINE)).unwrap();
     write!(

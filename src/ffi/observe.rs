@@ -9,7 +9,7 @@ use super::wsc_id;
 use crate::error::{ConnectionError, Error, ErrorKind};
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
-use std::mem::size_of;
+use std::mem::{offset_of, size_of};
 
 /// Receives a pong: its payload (valid only during the call), the
 /// round-trip time in microseconds of the ping it answers (keepalive or
@@ -55,13 +55,18 @@ pub unsafe extern "C" fn wsc_ping(id: wsc_id, data: *const u8, len: usize) -> ws
 }
 
 /// A connection's counters. Set `struct_size` to `sizeof(wsc_stats)` before
-/// calling `wsc_get_stats`; later versions only append fields, and a library
-/// fills no more than `struct_size` bytes (nor more than it knows), writing
-/// back in `struct_size` how many it filled.
+/// calling `wsc_get_stats`; later versions only append fields. A library
+/// fills whole fields only: those that end within `struct_size` bytes (and
+/// that it knows), never part of one, and writes back in `struct_size` where
+/// the last field it filled ends (`offsetof + sizeof` of that field; for
+/// the whole struct of this header, `sizeof(wsc_stats)`: the struct has no
+/// trailing padding, `reserved` fills it). So field `f` was filled when
+/// `struct_size >= offsetof(wsc_stats, f) + sizeof f` on return.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct wsc_stats {
-    /// The caller sets sizeof(wsc_stats); on return, the bytes filled.
+    /// The caller sets sizeof(wsc_stats); on return, the end of the last
+    /// field filled.
     pub struct_size: usize,
     /// Payload bytes of the text and binary messages handed to the socket.
     pub bytes_sent: u64,
@@ -82,8 +87,8 @@ pub struct wsc_stats {
     /// Round-trip time of the last pong that answered one of our pings, in
     /// microseconds; 0 until one has.
     pub last_rtt_us: u32,
-    /// Times the connection was re-established (wsc does not reconnect by
-    /// itself in this version: 0).
+    /// Reconnect attempts announced (one per `on_reconnecting`; see
+    /// `wsc_options_set_reconnect`); 0 without reconnect.
     pub reconnects: u32,
     /// Durations of the phases of the last successful connect, in
     /// microseconds; 0 where a phase did not happen (DNS for an IP literal,
@@ -98,12 +103,65 @@ pub struct wsc_stats {
     pub upgrade_us: u32,
     /// The proxy's CONNECT or SOCKS exchange.
     pub proxy_us: u32,
+    /// Always 0. It keeps the struct free of trailing padding, so a field a
+    /// later version appends can never be mistaken for one already filled.
+    pub reserved: u32,
+}
+
+// Every byte of the struct is a field: no padding a later field could take.
+const _: () = assert!(offset_of!(wsc_stats, reserved) + size_of::<u32>() == size_of::<wsc_stats>());
+
+/// Each field of `wsc_stats` after `struct_size`: its offset and size.
+const STATS_FIELDS: [(usize, usize); 16] = {
+    use std::mem::offset_of;
+    const U64: usize = size_of::<u64>();
+    const U32: usize = size_of::<u32>();
+    [
+        (offset_of!(wsc_stats, bytes_sent), U64),
+        (offset_of!(wsc_stats, bytes_received), U64),
+        (offset_of!(wsc_stats, messages_sent), U64),
+        (offset_of!(wsc_stats, messages_received), U64),
+        (offset_of!(wsc_stats, frames_sent), U64),
+        (offset_of!(wsc_stats, frames_received), U64),
+        (offset_of!(wsc_stats, pings_sent), U64),
+        (offset_of!(wsc_stats, pongs_received), U64),
+        (offset_of!(wsc_stats, last_rtt_us), U32),
+        (offset_of!(wsc_stats, reconnects), U32),
+        (offset_of!(wsc_stats, dns_us), U32),
+        (offset_of!(wsc_stats, tcp_us), U32),
+        (offset_of!(wsc_stats, tls_us), U32),
+        (offset_of!(wsc_stats, upgrade_us), U32),
+        (offset_of!(wsc_stats, proxy_us), U32),
+        (offset_of!(wsc_stats, reserved), U32),
+    ]
+};
+
+/// Copies every field of `full` that ends within the caller's `size` bytes
+/// (never part of one, never padding), then `struct_size`: the end of the
+/// last field written.
+///
+/// # Safety
+/// `out` points to at least `size` writable bytes, `size >= size_of::<usize>()`.
+unsafe fn write_whole_fields(full: &wsc_stats, out: *mut wsc_stats, size: usize) {
+    let from = (full as *const wsc_stats).cast::<u8>();
+    let to = out.cast::<u8>();
+    let mut filled = size_of::<usize>();
+    for (offset, len) in STATS_FIELDS.into_iter().take_while(|(offset, len)| offset + len <= size) {
+        // SAFETY: the field lies inside both structs (checked against `size`);
+        // its bytes are initialised (a field, not padding).
+        unsafe { std::ptr::copy_nonoverlapping(from.add(offset), to.add(offset), len) };
+        filled = offset + len;
+    }
+    // SAFETY: `struct_size` is the first field and `size` covers it.
+    unsafe { std::ptr::addr_of_mut!((*out).struct_size).write_unaligned(filled) };
 }
 
 /// Copies the connection's counters into `*out` (see `wsc_stats`), from any
 /// thread, including its own callbacks (in the terminal callback they are
-/// final). WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size` smaller than
-/// a `size_t`; WSC_ERR_UNKNOWN_ID once finished.
+/// final). Only whole fields are written (see `wsc_stats`); nothing past
+/// `struct_size`. WSC_ERR_INVALID_ARGUMENT for NULL or a `struct_size`
+/// smaller than a `size_t` (nothing is written); WSC_ERR_UNKNOWN_ID once
+/// finished.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_get_stats(id: wsc_id, out: *mut wsc_stats) -> wsc_status {
     call(|| {
@@ -120,11 +178,10 @@ pub unsafe extern "C" fn wsc_get_stats(id: wsc_id, out: *mut wsc_stats) -> wsc_s
             )));
         }
         let s = connection(id)?.stats()?;
-        let filled = size.min(size_of::<wsc_stats>());
         let p = s.connect;
         let us = |d: std::time::Duration| crate::stats::micros(d);
         let full = wsc_stats {
-            struct_size: filled,
+            struct_size: 0,
             bytes_sent: s.bytes_sent,
             bytes_received: s.bytes_received,
             messages_sent: s.messages_sent,
@@ -140,9 +197,10 @@ pub unsafe extern "C" fn wsc_get_stats(id: wsc_id, out: *mut wsc_stats) -> wsc_s
             tls_us: us(p.tls),
             upgrade_us: us(p.upgrade),
             proxy_us: us(p.proxy),
+            reserved: 0,
         };
-        // SAFETY: `filled` bytes fit in both `full` and the caller's struct.
-        unsafe { std::ptr::copy_nonoverlapping((&full as *const wsc_stats).cast::<u8>(), out.cast::<u8>(), filled) };
+        // SAFETY: the caller's struct has `size` writable bytes.
+        unsafe { write_whole_fields(&full, out, size) };
         Ok(())
     })
 }

@@ -225,6 +225,10 @@ pub unsafe extern "C" fn wsc_options_set_proxy_from_env(o: *mut wsc_options, ena
 /// `on_open` runs again on success (once per successful (re)connect); the
 /// one terminal callback comes when wsc gives up or the application closes.
 /// What is retried and what happens to queued messages: README, "Reconnect".
+/// A `min_delay_ms` of 0 means 100 ms (capped by `max_delay_ms`): the
+/// delays' cap always grows, so no setting retries without a delay (a
+/// server that drops every connection after the upgrade gets a handful of
+/// attempts in the first seconds, not thousands).
 /// WSC_ERR_INVALID_ARGUMENT if `max_delay_ms` is 0 or below `min_delay_ms`.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_options_set_reconnect(

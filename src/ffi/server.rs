@@ -4,7 +4,7 @@
 use super::boundary::{call, guard, optional_text, out, text};
 use super::status::wsc_status;
 use crate::error::Error;
-use crate::server::Server;
+use crate::server::{Server, ServerBuilder};
 use std::ffi::c_char;
 use std::time::Duration;
 
@@ -23,9 +23,11 @@ fn server<'a>(s: *const wsc_server) -> Result<&'a Server, Error> {
 /// picks a free one, see `wsc_server_local_port`), serving every
 /// `*.websocket` descriptor in `descriptor_dir` (NULL: none; add endpoints
 /// with `wsc_server_add_endpoint`) at `/websockets/v4/service/<endpoint>`,
-/// and a small test page at `/`. Each accepted connection gets an id and a
-/// worker thread like a client's; its events go to the endpoint's named
-/// handler, where `wsc_get_endpoint()` names the endpoint.
+/// and a small test page at `/`. One acceptor thread reads every pending
+/// request head (no thread per socket; see `wsc_server_set_max_pending`);
+/// each admitted upgrade gets an id and a worker thread like a client's;
+/// its events go to the endpoint's named handler, where
+/// `wsc_get_endpoint()` names the endpoint.
 /// WSC_ERR_INVALID_ARGUMENT for a bad address, a missing directory or a bad
 /// descriptor (wsc_last_error names the file and the field; nothing is
 /// served then); WSC_ERR_INTERNAL if the address cannot be bound (the OS
@@ -41,13 +43,49 @@ pub unsafe extern "C" fn wsc_server_start(
         // SAFETY: NUL-terminated strings (descriptor_dir may be NULL) per the header's contract.
         let (bind, dir) =
             unsafe { (text(bind_address, "bind_address")?, optional_text(descriptor_dir, "descriptor_dir")?) };
-        let out_server = out(out_server, "out_server")?;
-        let mut builder = Server::bind(bind);
-        if let Some(dir) = dir {
-            builder = builder.descriptors(dir);
-        }
-        *out_server = Box::into_raw(Box::new(wsc_server { inner: builder.start()? }));
-        Ok(())
+        start(Server::bind(bind), dir, out_server)
+    })
+}
+
+/// Starts what `builder` describes, with the descriptors of `dir`, into `*out_server`.
+fn start(mut builder: ServerBuilder, dir: Option<&str>, out_server: *mut *mut wsc_server) -> Result<(), Error> {
+    let out_server = out(out_server, "out_server")?;
+    if let Some(dir) = dir {
+        builder = builder.descriptors(dir);
+    }
+    *out_server = Box::into_raw(Box::new(wsc_server { inner: builder.start()? }));
+    Ok(())
+}
+
+/// Like `wsc_server_start`, serving wss://: `cert_chain_pem_path` names a
+/// PEM file with the server's certificate first and its chain after it,
+/// `key_pem_path` its private key in PKCS#8 PEM ("BEGIN PRIVATE KEY"). The
+/// TLS handshake runs on the server's acceptor thread, never on a thread
+/// of its own, and counts against the handshake timeout and the pending
+/// limit like the request head. WSC_ERR_INVALID_ARGUMENT as for
+/// `wsc_server_start`, and for NULL paths, an unreadable file or a key
+/// that does not fit the certificate (wsc_last_error says which); nothing
+/// is served then. `*out_server` is the caller's until `wsc_server_stop`.
+/// Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn wsc_server_start_tls(
+    bind_address: *const c_char,
+    descriptor_dir: *const c_char,
+    cert_chain_pem_path: *const c_char,
+    key_pem_path: *const c_char,
+    out_server: *mut *mut wsc_server,
+) -> wsc_status {
+    call(|| {
+        // SAFETY: NUL-terminated strings (descriptor_dir may be NULL) per the header's contract.
+        let (bind, dir, cert, key) = unsafe {
+            (
+                text(bind_address, "bind_address")?,
+                optional_text(descriptor_dir, "descriptor_dir")?,
+                text(cert_chain_pem_path, "cert_chain_pem_path")?,
+                text(key_pem_path, "key_pem_path")?,
+            )
+        };
+        start(Server::bind(bind).tls(cert, key), dir, out_server)
     })
 }
 
@@ -74,11 +112,13 @@ pub unsafe extern "C" fn wsc_server_local_port(server_: *const wsc_server) -> u1
     guard(0, || server(server_).map_or(0, |s| s.local_addr().port()))
 }
 
-/// Limits for new connections: at most `max_connections` at once (503 past
-/// it; default 1000), incoming messages of at most `max_message_size` bytes
-/// (default 64 MiB; a larger one ends that connection with 1009), the
-/// upgrade within `handshake_timeout_ms` (default 10000). A zero value is
-/// WSC_ERR_INVALID_ARGUMENT.
+/// Limits for new connections: at most `max_connections` admitted at once
+/// (503 past it, answered without a thread; default 1000; sockets still
+/// sending their head are not counted, see `wsc_server_set_max_pending`),
+/// incoming messages of at most `max_message_size` bytes (default 64 MiB; a
+/// larger one ends that connection with 1009), the TLS handshake and the
+/// request head within `handshake_timeout_ms` (default 10000; the socket is
+/// closed past it). A zero value is WSC_ERR_INVALID_ARGUMENT. Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn wsc_server_set_limits(
     server_: *mut wsc_server,

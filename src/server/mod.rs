@@ -2,22 +2,25 @@
 //! `/websockets/v4/service/<endpoint>`, so one handler model covers both
 //! sides of a connection and a browser can talk to a wsc application.
 //!
-//! A server is only routing and bookkeeping. Each accepted connection gets a
-//! worker thread from `lifecycle` that answers the upgrade (`accept`) and
-//! then runs the same worker loop, gate and close machinery as a client, with
-//! an id that every call takes; the named handler of its endpoint gets its
-//! events, resolved at each event as for a client. The server keeps the ids
-//! of the threads it started and of the connections it registered, so `stop`
-//! can close the connections and join every thread.
+//! A server is routing and bookkeeping around one acceptor thread
+//! (`acceptor`), which carries every accepted socket through its TLS
+//! handshake, request head and any refusal without a thread of its own.
+//! An admitted upgrade gets a worker thread from `lifecycle` that writes the
+//! 101 and then runs the same worker loop, gate and close machinery as a
+//! client, with an id that every call takes; the named handler of its
+//! endpoint gets its events, resolved at each event as for a client. The
+//! server keeps the ids of the threads it started and of the connections it
+//! registered, so `stop` can close the connections and join every thread.
 //!
 //! [`echo`] holds test peers built on plain tungstenite, independent of this
 //! engine.
 
+pub(crate) mod acceptor;
 mod echo;
 
 pub use echo::{echo_messages, EchoServer, Listener};
 
-use crate::accept::Route;
+use crate::accept::{self, Refusal, Route};
 use crate::connection::current_worker;
 use crate::descriptor::{self, Endpoint};
 use crate::error::Error;
@@ -37,10 +40,17 @@ use tungstenite::handshake::server::Request;
 pub const SERVICE_PREFIX: &str = "/websockets/v4/service/";
 
 /// Sockets waiting for their request head at once, by default.
-pub const DEFAULT_MAX_PENDING: u32 = 1024;
+const DEFAULT_MAX_PENDING: u32 = 1024;
 
 /// The page served at `/` and `/index.html`.
 const PAGE: &str = include_str!("page.html");
+
+/// An upgrade the server admits: where it goes and the 101 to answer.
+pub(crate) struct Admit {
+    pub(crate) endpoint: String,
+    pub(crate) handler: String,
+    pub(crate) response: Vec<u8>,
+}
 
 /// Everything the server's threads share.
 pub(crate) struct ServerShared {
@@ -52,8 +62,11 @@ pub(crate) struct ServerShared {
     handshake_timeout_ms: AtomicU64,
     /// Sockets accepted and not yet answered (see `set_max_pending`).
     max_pending: AtomicUsize,
+    /// wss://: the TLS side of every accepted socket.
+    pub(crate) tls: Option<native_tls::TlsAcceptor>,
     pub(crate) stop: StopSignal,
-    /// Accepted connections not finished yet (handshaking or registered).
+    /// Admitted connections whose thread has not ended (writing the 101 or
+    /// registered); pending handshakes are not counted.
     pub(crate) live: AtomicUsize,
     /// Ids of the threads it started and has not joined.
     threads: Mutex<Vec<u64>>,
@@ -88,22 +101,28 @@ impl ServerShared {
         self.endpoints.read().get(name).map(|h| (name.to_owned(), h.clone()))
     }
 
+    pub(crate) fn max_connections(&self) -> usize {
+        self.max_connections.load(Ordering::Relaxed)
+    }
+
     /// What to do with a request, checked in this order: page, endpoint,
-    /// Origin, handler, connection limit.
-    /// An upgrade carries the endpoint and its handler's name.
-    pub(crate) fn route(&self, request: &Request) -> Route<(String, String)> {
+    /// a valid upgrade (400, 426), Origin, handler. The connection limit is
+    /// the acceptor's. No lock is held across the log line.
+    pub(crate) fn route(&self, request: &Request) -> Route<Admit> {
         let path = request.uri().path();
         if path == "/" || path == "/index.html" {
             return Route::Page(PAGE);
         }
         let Some((endpoint, handler)) = self.endpoint_of(path) else {
-            return Route::Refuse(404, format!("no endpoint at {path}"));
+            return Route::Refuse(Refusal::new(404, format!("no endpoint at {}", accept::target_path(request))));
         };
-        let origins = self.origins.read();
-        if let Some(origin) = request.headers().get("Origin").and_then(|o| o.to_str().ok()) {
-            if !origins.is_empty() && !origins.iter().any(|o| o == origin) {
-                return Route::Refuse(403, format!("origin {origin} is not allowed"));
-            }
+        let response = match accept::upgrade_response(request) {
+            Ok(response) => response,
+            Err(refusal) => return Route::Refuse(refusal),
+        };
+        let origin = accept::origin_allowed(request, &self.origins.read());
+        if let Err(refusal) = origin {
+            return Route::Refuse(refusal);
         }
         if !crate::handler::is_registered(&handler) {
             crate::logging::wlog!(
@@ -112,13 +131,9 @@ impl ServerShared {
                 "server {}: endpoint '{endpoint}': handler '{handler}' is not registered: answered 503",
                 self.addr
             );
-            return Route::Refuse(503, format!("endpoint '{endpoint}' has no handler yet"));
+            return Route::Refuse(Refusal::new(503, format!("endpoint '{endpoint}' has no handler yet")));
         }
-        let max = self.max_connections.load(Ordering::Relaxed);
-        if self.live.load(Ordering::SeqCst) > max {
-            return Route::Refuse(503, format!("this server serves at most {max} connections"));
-        }
-        Route::Upgrade((endpoint, handler))
+        Route::Upgrade(Admit { endpoint, handler, response })
     }
 
     /// Stops accepting, closes its connections (1001) and joins every thread
@@ -159,6 +174,8 @@ pub struct ServerBuilder {
     bind: String,
     descriptor_dir: Option<PathBuf>,
     endpoints: Vec<(String, String)>,
+    /// Certificate chain and private key files (PEM) for wss://.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServerBuilder {
@@ -174,12 +191,22 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves wss:// with the certificate chain (PEM, the server's
+    /// certificate first) and its private key (PKCS#8 PEM) in these files.
+    /// The TLS handshake counts against the handshake timeout and the
+    /// pending limit like the request head, on the acceptor thread.
+    pub fn tls(mut self, cert_chain_pem: impl AsRef<Path>, key_pem: impl AsRef<Path>) -> Self {
+        self.tls = Some((cert_chain_pem.as_ref().to_owned(), key_pem.as_ref().to_owned()));
+        self
+    }
+
     /// Binds, loads the descriptors and starts accepting.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an unparsable address, a missing
     /// descriptor directory, a bad descriptor (the message names the file
-    /// and the field), a bad endpoint name or a duplicate endpoint;
+    /// and the field), a bad endpoint name or a duplicate endpoint, an
+    /// unreadable certificate or key file, or a key that does not fit;
     /// [`Error::Internal`] when the address cannot be bound (the OS error
     /// says why); [`Error::Shutdown`] after [`crate::shutdown`].
     pub fn start(self) -> Result<Server, Error> {
@@ -199,7 +226,8 @@ impl ServerBuilder {
                 return Err(Error::InvalidArgument(format!("endpoint '{}' is defined twice", e.name)));
             }
         }
-        let listener = TcpListener::bind(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
+        let tls = self.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
+        let listener = listen(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let stop = StopSignal::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
         let shared = Arc::new(ServerShared {
@@ -210,6 +238,7 @@ impl ServerBuilder {
             max_message_size: AtomicUsize::new(64 << 20),
             handshake_timeout_ms: AtomicU64::new(10_000),
             max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING as usize),
+            tls,
             stop,
             live: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
@@ -223,7 +252,7 @@ impl ServerBuilder {
 impl Server {
     /// A server on `bind` (`127.0.0.1:8080`; port 0 picks a free one).
     pub fn bind(bind: &str) -> ServerBuilder {
-        ServerBuilder { bind: bind.to_owned(), descriptor_dir: None, endpoints: Vec::new() }
+        ServerBuilder { bind: bind.to_owned(), descriptor_dir: None, endpoints: Vec::new(), tls: None }
     }
 
     /// The address it listens on.
@@ -231,9 +260,10 @@ impl Server {
         self.shared.addr
     }
 
-    /// `ws://<addr>/websockets/v4/service/<endpoint>`.
+    /// `ws://<addr>/websockets/v4/service/<endpoint>` (`wss://` with TLS).
     pub fn url(&self, endpoint: &str) -> String {
-        format!("ws://{}{SERVICE_PREFIX}{endpoint}", self.shared.addr)
+        let scheme = if self.shared.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{SERVICE_PREFIX}{endpoint}", self.shared.addr)
     }
 
     /// Serves `endpoint` with the handler registered as `handler` from the
@@ -255,9 +285,11 @@ impl Server {
         Ok(())
     }
 
-    /// Limits for new connections: at most `max_connections` at once (503
-    /// past it; default 1,000), incoming messages up to `max_message_size`
-    /// (default 64 MiB), the upgrade within `handshake_timeout` (default 10 s).
+    /// Limits for new connections: at most `max_connections` admitted at
+    /// once (503 past it; default 1,000; pending handshakes do not count),
+    /// incoming messages up to `max_message_size` (default 64 MiB), the TLS
+    /// handshake and request head within `handshake_timeout` (default 10 s;
+    /// closed past it).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero value.
@@ -278,7 +310,7 @@ impl Server {
     }
 
     /// At most `max` accepted sockets waiting for (or sending) their request
-    /// head at once (default [`DEFAULT_MAX_PENDING`]); a socket accepted past
+    /// head at once (default 1,024); a socket accepted past
     /// it is closed at once, counted, and logged at WARN at most once a
     /// second. Each pending socket is also bounded by the handshake timeout.
     ///
@@ -316,6 +348,64 @@ impl Server {
     /// server's own handler calls (it cannot join its own thread).
     pub fn stop(&self) -> Result<(), Error> {
         self.shared.stop()
+    }
+}
+
+/// Connections the kernel queues for the acceptor: a burst of hundreds of
+/// connects (say, silent sockets) must not overflow the queue and cost
+/// real clients a SYN retransmit (std listens with 128).
+const BACKLOG: i32 = 4096;
+
+/// Listens on `addr` as std does (SO_REUSEADDR), with a deeper queue.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// The TLS side of a wss:// server, from PEM files.
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<native_tls::TlsAcceptor, Error> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    let (chain, key_pem) = (read(cert, "certificate chain")?, read(key, "private key")?);
+    key_fits(&chain, &key_pem).map_err(|why| {
+        Error::InvalidArgument(format!(
+            "the key {} does not fit the certificate {}: {why}",
+            key.display(),
+            cert.display()
+        ))
+    })?;
+    let identity = native_tls::Identity::from_pkcs8(&chain, &key_pem).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "the certificate chain {} and the key {} do not make a TLS identity (PEM certificates and a PKCS#8 \
+             PEM key are expected): {e}",
+            cert.display(),
+            key.display()
+        ))
+    })?;
+    // TLS 1.2 at least, whatever the host's OpenSSL defaults. native-tls's
+    // OpenSSL acceptor (Mozilla's intermediate profile) does not offer 1.3.
+    native_tls::TlsAcceptor::builder(identity)
+        .min_protocol_version(Some(native_tls::Protocol::Tlsv12))
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("TLS server setup failed: {e}")))
+}
+
+/// Whether the private key is the one of the chain's first certificate
+/// (native-tls would take a wrong key and fail every handshake later).
+fn key_fits(chain: &[u8], key: &[u8]) -> Result<(), String> {
+    let cert = openssl::x509::X509::from_pem(chain).map_err(|e| format!("no PEM certificate: {e}"))?;
+    let key = openssl::pkey::PKey::private_key_from_pem(key).map_err(|e| format!("no PEM private key: {e}"))?;
+    let public = cert.public_key().map_err(|e| e.to_string())?;
+    if public.public_eq(&key) {
+        Ok(())
+    } else {
+        Err("it is the key of another certificate".into())
     }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite (RFC 6455 conformance) against wsc, both sides.
 #
-#   tests/autobahn/run.sh [ws] [wss] [server]        (default: all three)
+#   tests/autobahn/run.sh [ws] [wss] [server] [server-wss]   (default: all four)
 #
 # ws, wss: wsc as a client through its C API. Builds libwsc (release) and
 #   c-examples/autobahn_client.c, starts `wstest -m fuzzingserver` on
@@ -10,6 +10,11 @@
 #   (`target/release/examples/demo --serve PORT`: endpoint `echo`, whose
 #   handler echoes every message) on 127.0.0.1 and runs `wstest -m
 #   fuzzingclient` against ws://127.0.0.1:PORT/websockets/v4/service/echo.
+# server-wss: the same over TLS: `demo --serve PORT --tls good.pem good.key`
+#   (the test PKI of tests/interop/gen-certs.sh) and the fuzzingclient against
+#   wss://127.0.0.1:PORT/websockets/v4/service/echo. The fuzzingclient (Twisted's
+#   ClientContextFactory) does not verify certificates; wstest_loopback.py makes
+#   it verify the chain against the test CA (AUTOBAHN_CLIENT_CA).
 #
 # Installs the suite (Python 2.7 only) into tests/autobahn/venv, runs every
 # case but 12.* and 13.* (permessage-deflate, which wsc does not offer), then
@@ -29,7 +34,7 @@ root=$(cd "$here/../.." && pwd)
 venv=$here/venv
 reports=$here/reports
 modes=("$@")
-[[ ${#modes[@]} -gt 0 ]] || modes=(ws wss server)
+[[ ${#modes[@]} -gt 0 ]] || modes=(ws wss server server-wss)
 
 unavailable() {
   if [[ ${CI:-} == true ]]; then
@@ -166,24 +171,29 @@ EOF
 }
 
 # wsc as a server: the demo's endpoint server (endpoint `echo`) on
-# 127.0.0.1, and the fuzzingclient connecting to it.
+# 127.0.0.1, and the fuzzingclient connecting to it; server-wss: over TLS.
 run_server_mode() {
-  local mode=server port dir url started
+  local mode=$1 port dir url started tls=() scheme=ws
   port=$(free_port)
   dir=$reports/$mode
   rm -rf "$dir" && mkdir -p "$dir"
-  url="ws://127.0.0.1:$port/websockets/v4/service/echo"
-  printf '{"outdir": "./servers", "servers": [{"agent": "wsc", "url": "%s"}], "cases": %s, "exclude-cases": ["12.*", "13.*"], "exclude-agent-cases": {}}\n' \
-    "$url" "$(cases_json)" >"$dir/fuzzingclient.json"
+  if [[ $mode == server-wss ]]; then
+    scheme=wss
+    tls=(--tls "$certs/good.pem" "$certs/good.key")
+  fi
+  url="$scheme://127.0.0.1:$port/websockets/v4/service/echo"
+  # "hostname" (wss://): the fuzzingclient verifies the certificate for it.
+  printf '{"outdir": "./servers", "servers": [{"agent": "wsc", "url": "%s"%s}], "cases": %s, "exclude-cases": ["12.*", "13.*"], "exclude-agent-cases": {}}\n' \
+    "$url" "${tls:+, \"hostname\": \"127.0.0.1\"}" "$(cases_json)" >"$dir/fuzzingclient.json"
 
-  echo "autobahn: $mode: wsc endpoint server (examples/demo.rs --serve) at $url"
-  "$root/target/release/examples/demo" --serve "$port" >"$dir/server.log" 2>&1 &
+  echo "autobahn: $mode: wsc endpoint server (examples/demo.rs --serve ${tls[*]}) at $url"
+  "$root/target/release/examples/demo" --serve "$port" "${tls[@]}" >"$dir/server.log" 2>&1 &
   server_pid=$!
   wait_listening "$port" "$server_pid" || { tail -20 "$dir/server.log"; return 1; }
 
   started=$(date +%s)
   local client_rc=0
-  (cd "$dir" && exec timeout 1800 "$venv/py2/bin/python" "$here/wstest_loopback.py" -m fuzzingclient \
+  (cd "$dir" && AUTOBAHN_CLIENT_CA=$certs/ca.pem exec timeout 1800 "$venv/py2/bin/python" "$here/wstest_loopback.py" -m fuzzingclient \
     -s fuzzingclient.json >client.log 2>&1) || client_rc=$?
   # The server must still be serving after every case.
   local alive=0
@@ -204,8 +214,8 @@ status=0
 for mode in "${modes[@]}"; do
   case $mode in
   ws | wss) run_mode "$mode" || status=1 ;;
-  server) run_server_mode || status=1 ;;
-  *) echo "unknown mode '$mode' (ws, wss or server)" >&2; exit 2 ;;
+  server | server-wss) run_server_mode "$mode" || status=1 ;;
+  *) echo "unknown mode '$mode' (ws, wss, server or server-wss)" >&2; exit 2 ;;
   esac
 done
 if [[ $status -eq 0 ]]; then

@@ -9,7 +9,14 @@
 # capped at 1.2 on the server side. That is the server's limit, not wsc's:
 # wsc negotiates whatever the peer offers.
 #
+# The fuzzingclient's wss:// connections verify nothing by default (Twisted's
+# ClientContextFactory); given a "hostname" in the spec it uses
+# optionsForClientTLS, which verifies the chain and the host name (or IP
+# address) against the platform's roots. With AUTOBAHN_CLIENT_CA set, that
+# CA file is the only trust root instead (run.sh server-wss: the test CA).
+#
 # Usage: python2 wstest_loopback.py <wstest arguments...>
+import os
 import sys
 
 from OpenSSL import SSL
@@ -41,6 +48,17 @@ def _cache_context_tls12(self):
 
 
 ssl.DefaultOpenSSLContextFactory.cacheContext = _cache_context_tls12
+
+_client_ca = os.environ.get("AUTOBAHN_CLIENT_CA")
+if _client_ca:
+    with open(_client_ca) as f:
+        _trust_root = ssl.Certificate.loadPEM(f.read())
+    _options_for_client_tls = ssl.optionsForClientTLS
+
+    def _options_trusting_the_test_ca(hostname, trustRoot=None, **kw):
+        return _options_for_client_tls(hostname, trustRoot=_trust_root, **kw)
+
+    ssl.optionsForClientTLS = _options_trusting_the_test_ca
 
 if __name__ == "__main__":
     from autobahntestsuite import wstest

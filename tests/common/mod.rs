@@ -18,7 +18,9 @@ use tungstenite::WebSocket;
 use wsc::server::Listener;
 use wsc::{Builder, Connection, ConnectionError, ErrorKind, Event, Message, Options};
 
+pub mod dns;
 pub mod peers;
+pub mod raw_http;
 
 /// How long any single expected event may take. Generous: two shared cores.
 pub const DEADLINE: Duration = Duration::from_secs(20);
