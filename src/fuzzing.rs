@@ -10,7 +10,10 @@
 //!
 //! Invariants checked, by target:
 //! * `request_head`: the same answer however the head is split; a parsed head
-//!   is at most 64 KiB and the bytes read past it are kept exactly.
+//!   is at most 64 KiB and the bytes read past it are kept exactly; nothing
+//!   waits past 64 KiB; the router upgrades only with one key and no Origin
+//!   but the allowed one, and every refusal is a whole HTTP answer (426
+//!   naming version 13).
 //! * `frames`: the tracker agrees with a plain reference parser and with
 //!   itself fed byte by byte, after every piece.
 //! * `upgrade_response`: the client handshake never panics; when it succeeds
@@ -63,31 +66,24 @@ enum HeadOutcome {
     Waiting,
 }
 
-/// Longest request head the server accepts (431 beyond).
-const MAX_HEAD: usize = 64 << 10;
-
-/// LEAD: this mirrors the CURRENT `accept::Accept::read_request` (its loop
-/// over reads, without the socket) because that function is tied to a
-/// socket. When the incremental byte-limited parser lands, replace the body
-/// with a call to it, fed `pieces` one by one, and keep the invariants in
-/// [`request_head`].
+/// Feeds the pieces to the server's request-head reader as the acceptor
+/// does (no read larger than the reader's room): the outcome and the bytes
+/// it kept past the head.
 fn read_head<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (HeadOutcome, Vec<u8>) {
-    use tungstenite::handshake::machine::TryParse;
-    use tungstenite::handshake::server::Request;
-    let mut buf = Vec::new();
-    for piece in pieces {
-        buf.extend_from_slice(piece);
-        if !piece.contains(&b'\n') {
-            continue;
-        }
-        match Request::try_parse(&buf) {
-            Ok(Some((len, _))) => return (HeadOutcome::Parsed(len), buf.split_off(len)),
-            Ok(None) if buf.len() > MAX_HEAD => return (HeadOutcome::Refused(431), Vec::new()),
-            Ok(None) => {}
-            Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::WrongHttpMethod)) => {
-                return (HeadOutcome::Refused(405), Vec::new())
+    use crate::accept::{HeadReader, Progress};
+    let mut reader = HeadReader::default();
+    let mut fed = 0;
+    for mut piece in pieces {
+        while !piece.is_empty() {
+            let n = piece.len().min(reader.room());
+            assert!(n > 0, "the reader has no room and has not answered");
+            fed += n;
+            match reader.feed(&piece[..n]) {
+                Progress::More => {}
+                Progress::Head(_, leftover) => return (HeadOutcome::Parsed(fed - leftover.len()), leftover),
+                Progress::Refuse(refusal) => return (HeadOutcome::Refused(refusal.status), Vec::new()),
             }
-            Err(_) => return (HeadOutcome::Refused(400), Vec::new()),
+            piece = &piece[n..];
         }
     }
     (HeadOutcome::Waiting, Vec::new())
@@ -96,41 +92,48 @@ fn read_head<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (HeadOutcome, Vec<u8
 /// The server's request-head reader and router. Input: [`Chunks`] then the
 /// bytes a client sends.
 pub fn request_head(data: &[u8]) {
-    use tungstenite::handshake::machine::TryParse;
-    use tungstenite::handshake::server::{create_response, Request};
+    use crate::accept::{HeadReader, Progress, Route, MAX_HEAD};
+    use std::sync::OnceLock;
+    static SERVER: OnceLock<crate::server::ServerShared> = OnceLock::new();
     let Some((chunks, bytes)) = Chunks::split(data) else { return };
     if bytes.len() >= MAX_INPUT {
         return;
     }
     let (outcome, leftover) = read_head(chunks.of(bytes));
     let (whole, _) = read_head(std::iter::once(bytes));
-    // LEAD: set to false for the incremental parser. The current reader parses
-    // only after a read holding '\n', so split after a bad byte it keeps
-    // waiting (until the handshake timeout) where the whole input gets 400:
-    // fuzz/regressions/request_head/waits-for-a-newline-after-a-bad-byte.
-    const WAITS_FOR_A_NEWLINE: bool = true;
-    if !(WAITS_FOR_A_NEWLINE && outcome == HeadOutcome::Waiting) {
-        assert_eq!(outcome, whole, "the answer depends on how the head was split");
+    assert_eq!(outcome, whole, "the answer depends on how the head was split");
+    match outcome {
+        HeadOutcome::Parsed(len) => {
+            assert!(len <= MAX_HEAD, "a head of {len} bytes was accepted (limit {MAX_HEAD})");
+            assert!(bytes[len..].starts_with(&leftover), "the bytes read past the head were not kept exactly");
+        }
+        HeadOutcome::Waiting => assert!(bytes.len() <= MAX_HEAD, "{} bytes and still waiting", bytes.len()),
+        HeadOutcome::Refused(status) => assert!([400, 405, 414, 431].contains(&status), "status {status}"),
     }
-    if let HeadOutcome::Parsed(len) = outcome {
-        assert!(len <= MAX_HEAD, "a head of {len} bytes was accepted (limit {MAX_HEAD})");
-        assert!(bytes[len..].starts_with(&leftover), "the bytes read past the head were not kept exactly");
-        // LEAD: route through `ServerShared::route` once it is reachable from here.
-        let (_, request) = Request::try_parse(bytes).ok().flatten().expect("parsed once, parses again");
-        route_like_the_server(&request);
-        let _ = create_response(&request);
-    }
-}
-
-/// The parts of routing that read the request: the path, the endpoint name
-/// under the service prefix, the Origin header.
-fn route_like_the_server(request: &tungstenite::handshake::server::Request) {
-    let path = request.uri().path();
-    if let Some(name) = path.strip_prefix(crate::server::SERVICE_PREFIX) {
-        let _ = crate::descriptor::check_name(name);
-    }
-    for origin in request.headers().get_all("Origin") {
-        let _ = origin.to_str();
+    let Progress::Head(request, _) = HeadReader::default().feed(bytes) else { return };
+    let server = SERVER.get_or_init(|| {
+        crate::register_handler("fuzz/e", |_, _| {}).expect("a new handler name");
+        crate::server::ServerShared::for_fuzzing()
+    });
+    match server.route(&request) {
+        Route::Page(_) => assert!(matches!(request.uri().path(), "/" | "/index.html")),
+        Route::Upgrade(admit) => {
+            assert_eq!(admit.endpoint, "e");
+            assert!(admit.response.starts_with(b"HTTP/1.1 101"));
+            let origins: Vec<_> = request.headers().get_all("Origin").iter().collect();
+            assert!(origins.len() <= 1 && origins.iter().all(|o| o.as_bytes() == b"http://allowed"), "{origins:?}");
+            let keys = request.headers().get_all("Sec-WebSocket-Key").iter().count();
+            assert_eq!(keys, 1, "upgraded with {keys} keys");
+        }
+        Route::Refuse(refusal) => {
+            assert!([400, 403, 404, 426, 503].contains(&refusal.status), "{refusal:?}");
+            let answer = refusal.to_bytes();
+            let text = String::from_utf8(answer).expect("answers are UTF-8");
+            assert!(text.contains("\r\nContent-Length: "), "{text}");
+            if refusal.status == 426 {
+                assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
+            }
+        }
     }
 }
 

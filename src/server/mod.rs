@@ -76,6 +76,39 @@ pub(crate) struct ServerShared {
 }
 
 impl ServerShared {
+    /// A server's shared state with the default limits, not yet accepting.
+    fn new(
+        addr: SocketAddr,
+        endpoints: HashMap<String, String>,
+        tls: Option<native_tls::TlsAcceptor>,
+    ) -> Result<ServerShared, Error> {
+        let stop = StopSignal::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
+        Ok(ServerShared {
+            addr,
+            endpoints: RwLock::new(endpoints),
+            origins: RwLock::new(Vec::new()),
+            max_connections: AtomicUsize::new(1000),
+            max_message_size: AtomicUsize::new(64 << 20),
+            handshake_timeout_ms: AtomicU64::new(10_000),
+            max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING as usize),
+            tls,
+            stop,
+            live: AtomicUsize::new(0),
+            threads: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// For the fuzzer's router target: endpoint `e` served by handler
+    /// `fuzz/e`, and `http://allowed` the one allowed origin.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn for_fuzzing() -> ServerShared {
+        let endpoints = HashMap::from([("e".to_owned(), "fuzz/e".to_owned())]);
+        let shared = ServerShared::new(([127, 0, 0, 1], 0).into(), endpoints, None).expect("an eventfd");
+        shared.origins.write().push("http://allowed".to_owned());
+        shared
+    }
+
     pub(crate) fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms.load(Ordering::Relaxed))
     }
@@ -229,21 +262,7 @@ impl ServerBuilder {
         let tls = self.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
         let listener = listen(addr).map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))?;
-        let stop = StopSignal::new().map_err(|e| Error::Internal(format!("cannot create eventfd: {e}")))?;
-        let shared = Arc::new(ServerShared {
-            addr,
-            endpoints: RwLock::new(endpoints),
-            origins: RwLock::new(Vec::new()),
-            max_connections: AtomicUsize::new(1000),
-            max_message_size: AtomicUsize::new(64 << 20),
-            handshake_timeout_ms: AtomicU64::new(10_000),
-            max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING as usize),
-            tls,
-            stop,
-            live: AtomicUsize::new(0),
-            threads: Mutex::new(Vec::new()),
-            conns: Mutex::new(HashSet::new()),
-        });
+        let shared = Arc::new(ServerShared::new(addr, endpoints, tls)?);
         lifecycle::serve(shared.clone(), listener)?;
         Ok(Server { shared })
     }
