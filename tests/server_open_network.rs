@@ -922,3 +922,49 @@ fn hostile_mix_soak() {
     assert!(trimmed <= idle_rss + 24 * 1024, "RSS stayed at {trimmed} KiB (idle {idle_rss} KiB)");
     server.stop().unwrap();
 }
+
+// ------------------------------------------------------------------ edges
+
+#[test]
+fn an_unbounded_handshake_timeout_keeps_pending_sockets_and_still_serves() {
+    let _serial = serial();
+    let server = server(1000, Duration::MAX);
+    let addr = server.local_addr();
+    let mut silent = silent_sockets(addr, 5);
+    upgrade_at_once(addr, "a real client beside silent sockets with no handshake timeout");
+    assert!(silent.iter().all(open_now), "no timeout: pending sockets stay");
+    server.stop().unwrap();
+    for (i, s) in silent.iter_mut().enumerate() {
+        assert!(closed_within(s, ANSWER), "pending socket {i} outlived stop");
+    }
+}
+
+/// Sockets in every state the acceptor holds them in (silent, mid-head,
+/// being refused while still sending, lingering) and a thread writing a 101
+/// nobody reads: `stop` returns, closes every one of them and leaves no
+/// thread of the server behind.
+#[test]
+fn stop_ends_sockets_in_every_pending_state() {
+    let _serial = serial();
+    let before = worker_threads();
+    let server = server(1000, LONG);
+    let addr = server.local_addr();
+    let mut sockets = silent_sockets(addr, 3);
+    let mut mid_head = connect(addr);
+    mid_head.write_all(b"GET /websockets/v4/service/svc HTTP/1.1\r\nHost: x\r\n").unwrap();
+    sockets.push(mid_head);
+    let mut refused_still_sending = connect(addr);
+    refused_still_sending.write_all(&vec![b'a'; LIMIT + 10]).unwrap();
+    sockets.push(refused_still_sending);
+    let mut lingering = connect(addr);
+    lingering.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_answer(&mut lingering, ANSWER).unwrap();
+    assert_eq!(answer.status, 404);
+    sockets.push(lingering);
+    let (_ws, _) = upgrade_at_once(addr, "an admitted connection");
+    server.stop().unwrap();
+    for (i, s) in sockets.iter_mut().enumerate() {
+        assert!(closed_within(s, ANSWER), "socket {i} outlived stop");
+    }
+    assert!(eventually(DEADLINE, || worker_threads() <= before), "{} wsc threads left", worker_threads());
+}
